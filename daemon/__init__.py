@@ -1,0 +1,1 @@
+"""The daemon: identity, store, licenses, cluster, tenant processing and the control socket."""

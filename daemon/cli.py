@@ -1,0 +1,60 @@
+"""The daemon's own commands: ``run``, ``identity`` and ``check-config``."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from paragon_licensed.daemon.config import ConfigError, Config, default_config_path, load_config
+
+CONFIG_HELP = "Configuration file (default: $PARAGON_LICENSED_CONFIG or /etc/paragon-licensed/paragon-licensed.toml)."
+
+
+def _load(path: str | None) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(exc.exit_code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """The license daemon of a print-management installation's management nodes."""
+
+
+@cli.command()
+@click.option("--config", "config_path", metavar="FILE", help=CONFIG_HELP)
+def run(config_path: str | None) -> None:
+    """Run the daemon in the foreground (systemd runs this)."""
+    from paragon_licensed.daemon.service import run_daemon
+
+    sys.exit(run_daemon(_load(config_path), config_path or default_config_path()))
+
+
+@cli.command()
+@click.option("--config", "config_path", metavar="FILE", help=CONFIG_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def identity(config_path: str | None, as_json: bool) -> None:
+    """Print this node's computer ID, computed locally, and the sources it came from."""
+    from paragon_licensed.daemon.identity_command import print_identity
+
+    sys.exit(print_identity(_load(config_path), as_json))
+
+
+@cli.command("check-config")
+@click.option("--config", "config_path", metavar="FILE", help=CONFIG_HELP)
+def check_config(config_path: str | None) -> None:
+    """Validate a configuration file: exit 0, or 2 with one line per problem."""
+    _load(config_path)
+    click.echo(f"{config_path or default_config_path()}: configuration is valid")
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def ctl(args: tuple[str, ...]) -> None:
+    """Talk to the running daemon over its control socket (see `ctl --help`)."""
+    from paragon_licensed.ctl.main import main as ctl_main
+
+    sys.exit(ctl_main(list(args)))

@@ -1,0 +1,1 @@
+"""The control socket: varlink framing, the server, and one handler per method."""

@@ -1,0 +1,1 @@
+"""The store: one interface, SQLite and PostgreSQL backends, versioned migrations."""

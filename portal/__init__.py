@@ -1,0 +1,1 @@
+"""The reference License Portal: portal API v1, order database, offline processing."""

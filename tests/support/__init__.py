@@ -1,0 +1,1 @@
+"""Helpers shared by the tests: real processes (portal, daemon, SMTP, PostgreSQL) and their wiring."""
