@@ -6,9 +6,11 @@ import sys
 
 import click
 
-from paragon_licensed.daemon.config import ConfigError, Config, default_config_path, load_config
+from paragon_licensed.daemon.config import Config, ConfigError, default_config_path, load_config
 
-CONFIG_HELP = "Configuration file (default: $PARAGON_LICENSED_CONFIG or /etc/paragon-licensed/paragon-licensed.toml)."
+CONFIG_HELP = (
+    "Configuration file (default: $PARAGON_LICENSED_CONFIG or /etc/paragon-licensed/paragon-licensed.toml)."
+)
 
 
 def _load(path: str | None) -> Config:
