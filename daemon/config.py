@@ -301,7 +301,9 @@ def _convert(tp: Any, value: Any, key: str, problems: list[Problem]) -> Any:
     before = len(problems)
     if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
         if isinstance(value, dict):
-            return tp(**_convert_struct(tp, value, key + ".", problems))
+            fields = _convert_struct(tp, value, key + ".", problems)
+            # A required key may be missing: build the section only when it converted cleanly.
+            return tp(**fields) if len(problems) == before else None
     elif get_origin(tp) is list:
         if isinstance(value, list):
             (item_tp,) = get_args(tp)
@@ -324,9 +326,8 @@ def _convert(tp: Any, value: Any, key: str, problems: list[Problem]) -> Any:
     elif tp is float:
         if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
             return float(value)
-    elif tp in (str, Secret):
-        if isinstance(value, str):
-            return tp(value)
+    elif tp in (str, Secret) and isinstance(value, str):
+        return tp(value)
     if len(problems) == before:
         problems.append(Problem(key, _expected(tp), _describe(value)))
     return None
@@ -367,7 +368,10 @@ def _check_semantics(config: Config) -> list[Problem]:
             problems.append(
                 Problem(f"tenants[{i}].admin_email", "an e-mail address", _describe(tenant.admin_email))
             )
-    for key, addr in (("cloud.admin_email", config.cloud.admin_email), ("mail.from", config.mail.sender)):
+    for key, addr in (
+        ("cloud.admin_email", config.cloud.admin_email),
+        ("mail.from", config.mail.sender),
+    ):
         if addr and not _EMAIL.match(addr):
             problems.append(Problem(key, "an e-mail address", _describe(addr)))
     if config.portal.url:
@@ -376,7 +380,11 @@ def _check_semantics(config: Config) -> list[Problem]:
             problems.append(Problem("portal.url", reason, _describe(config.portal.url)))
     if config.store.url and not config.store.url.startswith(("sqlite://", "postgresql://", "postgres://")):
         problems.append(
-            Problem("store.url", '"sqlite:///PATH" or "postgresql://USER@HOST/DB"', _describe(config.store.url))
+            Problem(
+                "store.url",
+                '"sqlite:///PATH" or "postgresql://USER@HOST/DB"',
+                _describe(config.store.url),
+            )
         )
     for key, value in (
         ("control.max_connections", config.control.max_connections),
@@ -395,7 +403,8 @@ def _check_semantics(config: Config) -> list[Problem]:
             Problem(
                 "cluster.renew_deadline",
                 "cluster.renew < cluster.renew_deadline < cluster.lease",
-                f"renew {cluster.renew!r}, renew_deadline {cluster.renew_deadline!r}, lease {cluster.lease!r}",
+                f"renew {cluster.renew!r}, renew_deadline {cluster.renew_deadline!r}, "
+                f"lease {cluster.lease!r}",
             )
         )
     if not cluster.heartbeat < cluster.node_timeout:

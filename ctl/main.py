@@ -1,0 +1,193 @@
+"""`paragon-licensed ctl`: the command tree, and the exit codes of DESIGN section 3.
+
+Each verb's code lives in a module of its own, imported only when that verb
+runs; this module and the client use the standard library alone, so that
+`ctl status` starts in a few milliseconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from paragon_licensed.ctl.client import Client, ConfigUnreadable, Unreachable, socket_path
+from paragon_licensed.daemon.protocol import EXIT_UNREACHABLE, EXIT_USAGE, VarlinkError
+
+# (command words) -> (module, function, varlink method it calls): the table a test checks
+# against the interface file, so every method has a command.
+COMMANDS: dict[tuple[str, ...], tuple[str, str, str]] = {
+    ("status",): ("status", "status", "GetStatus"),
+    ("identity",): ("status", "identity", "GetIdentity"),
+    ("check",): ("status", "check", "GetStatus"),
+    ("license", "info"): ("license", "info", "GetLicense"),
+    ("license", "activate"): ("license", "activate", "Activate"),
+    ("license", "reactivate"): ("license", "reactivate", "Reactivate"),
+    ("license", "request"): ("license", "request", "CreateOfflineRequest"),
+    ("license", "import"): ("license", "import_file", "ImportLicense"),
+    ("license", "transfer"): ("license", "transfer", "Transfer"),
+    ("nodes",): ("nodes", "list_nodes", "ListNodes"),
+    ("nodes", "forget"): ("nodes", "forget", "ForgetNode"),
+    ("tenants",): ("tenants", "list_tenants", "ListTenants"),
+    ("tenants", "set"): ("tenants", "set_tenant", "SetTenant"),
+    ("tenants", "check"): ("tenants", "check", "RunTenantCheck"),
+    ("cloud", "set-admin-email"): ("tenants", "set_cloud_admin_email", "SetCloudAdminEmail"),
+    ("notifications",): ("notifications", "list_notifications", "ListNotifications"),
+    ("notifications", "ack"): ("notifications", "ack", "AckNotifications"),
+    ("watch",): ("watch", "watch", "Watch"),
+}
+
+
+class Context:
+    """What a command needs: its arguments and a way to reach the daemon."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.json: bool = bool(getattr(args, "json", False))
+        self._socket: str | None = None
+
+    @property
+    def socket(self) -> str:
+        if self._socket is None:
+            self._socket = socket_path(self.args.socket, self.args.config)
+        return self._socket
+
+    def connect(self, timeout: float | None = 120.0) -> Client:
+        return Client(self.socket, timeout)
+
+    def call(self, method: str, parameters: dict[str, Any] | None = None) -> dict[str, Any]:
+        with self.connect() as client:
+            return client.call(method, parameters)
+
+
+def _json_flag(parser: argparse.ArgumentParser, top: bool = False) -> None:
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        default=False if top else argparse.SUPPRESS,
+        help="print one JSON document on stdout",
+    )
+
+
+def _tenant(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tenant", metavar="T", help="the tenant (needed when there are several)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="paragon-licensed ctl",
+        description="Talk to the running paragon-licensed daemon over its control socket.",
+    )
+    parser.add_argument("--socket", metavar="PATH", help="control socket (default: from the configuration)")
+    parser.add_argument("--config", metavar="FILE", help="read control.socket from this configuration")
+    _json_flag(parser, top=True)
+    verbs = parser.add_subparsers(dest="verb", metavar="COMMAND")
+
+    def verb(name: str, help_text: str, sub: Any = None) -> argparse.ArgumentParser:
+        command = (sub or verbs).add_parser(name, help=help_text, description=help_text)
+        _json_flag(command)
+        return command
+
+    verb("status", "node, coordinator, cluster nodes, every tenant's license state")
+    verb("identity", "this node's computer ID and which sources it came from")
+    _tenant(verb("check", "monitoring check: 0 ok, 1 expiring, 2 expired or not licensed, 3 unknown"))
+
+    license_cmd = verb("license", "the license: info, activation, reactivation, import, transfer")
+    license_verbs = license_cmd.add_subparsers(dest="sub", metavar="SUBCOMMAND", required=True)
+    info = verb("info", "support ID, build, orders, validity and integrity key", license_verbs)
+    _tenant(info)
+    info.add_argument("--history", action="store_true", help="also show the audit log")
+    activate = verb("activate", "first activation with an activation key", license_verbs)
+    activate.add_argument("--key", required=True, metavar="ACTIVATION_KEY")
+    _tenant(activate)
+    activate.add_argument("--offline", action="store_true", help="write a request file instead")
+    activate.add_argument("--out", metavar="FILE", help="where --offline writes the request")
+    reactivate = verb("reactivate", "re-activate every order used before", license_verbs)
+    _tenant(reactivate)
+    mode = reactivate.add_mutually_exclusive_group()
+    mode.add_argument("--online", action="store_true", help="ask the portal now (the default)")
+    mode.add_argument("--offline", action="store_true", help="write a request file instead")
+    reactivate.add_argument("--out", metavar="FILE", help="where --offline writes the request")
+    request = verb("request", "write an offline request file for the portal", license_verbs)
+    request.add_argument("kind", choices=["activation", "reactivation", "transfer"])
+    _tenant(request)
+    request.add_argument("--key", metavar="ACTIVATION_KEY")
+    request.add_argument("--replace", metavar="COMPUTER_ID")
+    request.add_argument("--out", required=True, metavar="FILE")
+    importing = verb("import", "install a license or an offline response file", license_verbs)
+    importing.add_argument("file", metavar="FILE")
+    transfer = verb("transfer", "move the license from a replaced computer ID", license_verbs)
+    transfer.add_argument("--replace", required=True, metavar="COMPUTER_ID")
+    _tenant(transfer)
+    transfer.add_argument("--offline", action="store_true", help="write request files instead")
+    transfer.add_argument("--out", metavar="FILE", help="where --offline writes the request")
+
+    nodes = verb("nodes", "cluster nodes: name, computer ID, online, last seen, coordinator")
+    nodes_verbs = nodes.add_subparsers(dest="sub", metavar="SUBCOMMAND")
+    verb("forget", "drop a node that is gone for good (then transfer)", nodes_verbs).add_argument("name")
+
+    tenants = verb("tenants", "tenants, state, valid until, admin e-mail")
+    tenants_verbs = tenants.add_subparsers(dest="sub", metavar="SUBCOMMAND")
+    set_tenant = verb("set", "create a tenant or set its administrator's e-mail", tenants_verbs)
+    set_tenant.add_argument("tenant", metavar="T")
+    set_tenant.add_argument("--admin-email", metavar="ADDR")
+    verb("check", "run the tenant license processing now, with progress", tenants_verbs)
+
+    cloud = verb("cloud", "the cloud administrator (multi-tenant deployments)")
+    cloud_verbs = cloud.add_subparsers(dest="sub", metavar="SUBCOMMAND", required=True)
+    verb("set-admin-email", "the address failure e-mails go to", cloud_verbs).add_argument("email")
+
+    notes = verb("notifications", "the notification center")
+    _tenant(notes)
+    notes.add_argument("--unread", action="store_true", help="only those not acknowledged")
+    notes_verbs = notes.add_subparsers(dest="sub", metavar="SUBCOMMAND")
+    ack = verb("ack", "mark notifications as read", notes_verbs)
+    ack.add_argument("ids", nargs="+", type=int, metavar="ID")
+
+    verb("watch", "stream events (state changes, notifications) until Ctrl-C")
+    return parser
+
+
+def _command(args: argparse.Namespace) -> Callable[[Context], int]:
+    words = tuple(w for w in (args.verb, getattr(args, "sub", None)) if w)
+    module, function, _ = COMMANDS[words]
+    loaded = importlib.import_module(f"paragon_licensed.ctl.{module}")
+    command: Callable[[Context], int] = getattr(loaded, function)
+    return command
+
+
+def _unreachable(exc: Unreachable) -> str:
+    from paragon_licensed.ctl.service import unit_state
+
+    return (
+        f"cannot reach paragon-licensed on {exc.path}: {exc.reason}. {unit_state()} "
+        "(use --socket PATH or --config FILE if the daemon listens elsewhere)"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.verb:
+        parser.print_help()
+        return EXIT_USAGE
+    ctx = Context(args)
+    try:
+        return _command(args)(ctx)
+    except Unreachable as exc:
+        sys.stderr.write(_unreachable(exc) + "\n")
+        return EXIT_UNREACHABLE
+    except VarlinkError as exc:
+        sys.stderr.write(f"error: {exc.sentence()}\n")
+        return exc.exit_code
+    except ConfigUnreadable as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1

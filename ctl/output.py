@@ -1,0 +1,45 @@
+"""Output for people (aligned tables, plain sentences) and for programs (one JSON document)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+
+def emit_json(document: Any) -> None:
+    sys.stdout.write(json.dumps(document, indent=2, sort_keys=False) + "\n")
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    return "\n".join(lines)
+
+
+def fields(pairs: Sequence[tuple[str, Any]]) -> str:
+    width = max(len(k) for k, _ in pairs)
+    return "\n".join(f"{k.ljust(width)}  {'' if v is None else v}" for k, v in pairs)
+
+
+def human(name: str) -> str:
+    """A machine name for people: needs_transfer becomes "needs transfer"."""
+    return name.replace("_", " ")
+
+
+def date(timestamp: str | None) -> str:
+    return timestamp[:10] if timestamp else "-"
+
+
+def when(timestamp: str | None) -> str:
+    return timestamp.replace("T", " ").replace("Z", " UTC") if timestamp else "-"
+
+
+def out(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+
+
+def err(text: str) -> None:
+    sys.stderr.write(text + "\n")

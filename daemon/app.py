@@ -1,0 +1,245 @@
+"""The daemon: start-up, one task group owning every job, and shutdown.
+
+Start-up computes the identity, opens and migrates the store, registers this
+node, binds the control socket and only then says READY=1. Background jobs
+(heartbeat and lease, coordinator duties, watchdog, signals, the control server)
+all live in one task group, so a signal cancels every one of them.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from paragon_licensed import __version__
+from paragon_licensed.daemon import log
+from paragon_licensed.daemon.build import read_build
+from paragon_licensed.daemon.cluster import Cluster
+from paragon_licensed.daemon.config import Config, ConfigError, changed_keys, load_config
+from paragon_licensed.daemon.control.listener import SocketInUse, bind, remove
+from paragon_licensed.daemon.control.methods import METHODS
+from paragon_licensed.daemon.control.server import ControlServer
+from paragon_licensed.daemon.events import EventBus
+from paragon_licensed.daemon.identity import Identity, IdentityError, read_identity
+from paragon_licensed.daemon.jobs import Jobs
+from paragon_licensed.daemon.keys import load_keys
+from paragon_licensed.daemon.licensing import Licensing
+from paragon_licensed.daemon.localstate import LocalState
+from paragon_licensed.daemon.portal_client import PortalClient
+from paragon_licensed.daemon.sdnotify import Notifier, watchdog_interval
+from paragon_licensed.daemon.startup import Startup
+from paragon_licensed.daemon.store import tenants as tenant_q
+from paragon_licensed.daemon.store.connect import describe_url, open_database
+from paragon_licensed.daemon.store.db import Database, StoreUnavailableError, Tx
+from paragon_licensed.daemon.verifier import Verifier
+from paragon_licensed.daemon.view import View, read_snapshot
+from paragon_licensed.licensefile import KeyFileError
+
+
+class Daemon:
+    version = __version__
+
+    def __init__(self, config: Config, config_path: str) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.node = config.node.name or socket.gethostname()
+        self.notifier = Notifier()
+        self.events = EventBus()
+        self.build = read_build(config.product)
+        self.verifier = Verifier({})
+        self.view = View(self)
+        self.cluster = Cluster(self)
+        self.server = ControlServer(self, METHODS)
+        self.db: Database = open_database(config)
+        self.portal = PortalClient(config.portal)
+        self.local = LocalState(config.paths.state_dir)
+        self.licensing = Licensing(self)
+        self.jobs = Jobs(self)
+        self.startup = Startup(self)
+        self.identity: Identity
+        self.store_problem: str | None = None
+        self.activity = "starting"
+        self.started = time.monotonic()
+        self._coordinator_duties: list[Callable[[], Awaitable[None]]] = [self.jobs.run, self.startup.run]
+
+    # -- what other modules ask the daemon
+
+    @property
+    def is_coordinator(self) -> bool:
+        return self.cluster.is_coordinator
+
+    def cluster_computer_ids(self) -> list[str]:
+        """The computer IDs of every registered node: with the tenant, the integrity key."""
+        ids = {n.computer_id for n in self.view.snapshot.nodes}
+        ids.add(self.identity.computer_id)
+        return sorted(ids)
+
+    def set_activity(self, activity: str) -> None:
+        self.activity = activity
+        self.view.invalidate()
+        self.notifier.status(activity)
+
+    def add_coordinator_duty(self, duty: Callable[[], Awaitable[None]]) -> None:
+        """A job that runs only while this node is the coordinator, cancelled when it stops."""
+        self._coordinator_duties.append(duty)
+
+    @property
+    def coordinator_duties(self) -> list[Callable[[], Awaitable[None]]]:
+        return self._coordinator_duties
+
+    async def refresh(self) -> None:
+        """Read the store again and publish the tenants whose state changed."""
+        snapshot = await self.db.read(read_snapshot)
+        self.apply_snapshot(snapshot)
+
+    def apply_snapshot(self, snapshot: Any) -> None:
+        for tenant in self.view.load(snapshot):
+            self.events.emit("state_changed", tenant.reason, tenant=tenant.tenant, state=tenant.state)
+
+    # -- life cycle
+
+    async def run(self) -> int:
+        try:
+            self.identity = await read_identity(self.config.identity)
+            self.verifier.set_keys(load_keys(self.config))
+        except (IdentityError, ConfigError) as exc:
+            log.error(str(exc))
+            return exc.exit_code
+        except KeyFileError as exc:
+            log.error(f"{self.config_path}: portal.public_keys: {exc}")
+            return 2
+        for warning in self.identity.warnings:
+            log.warning(warning)
+        log.info(
+            "starting",
+            node=self.node,
+            computer_id=self.identity.computer_id,
+            build=self.build.value or "unknown",
+            store=describe_url(self.config.store_url),
+        )
+        if self.build.problem:
+            log.warning(f"product build unknown: {self.build.problem}")
+        await self._open_store()
+        try:
+            control = bind(self.config.control.socket)
+        except SocketInUse as exc:
+            log.error(str(exc))
+            return 1
+        except OSError as exc:
+            log.error(f"cannot listen on {self.config.control.socket}: {exc.strerror}")
+            return 1
+        try:
+            listener = await anyio.abc.SocketListener.from_socket(control.sock)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self.server.serve, listener)
+                tg.start_soon(self._signals, tg.cancel_scope)
+                tg.start_soon(self._watchdog)
+                tg.start_soon(self.cluster.run)
+                self.set_activity("idle")
+                self.notifier.ready(f"serving on {control.path}")
+                log.info("ready", socket=control.path, seconds=round(time.monotonic() - self.started, 3))
+        finally:
+            self.notifier.stopping()
+            remove(control)
+            with anyio.CancelScope(shield=True):
+                await self.cluster.shutdown()
+            self.db.close()
+            log.info("stopped", node=self.node)
+        return 0
+
+    async def _open_store(self) -> None:
+        """Migrate, register this node and seed tenants; while the store is down, keep trying."""
+        delay = 1.0
+        while True:
+            try:
+                applied = await anyio.to_thread.run_sync(self.db.migrate)
+                if applied:
+                    log.info("store migrated", versions=",".join(map(str, applied)))
+                await self.cluster.register()
+                await self.db.write(self._seed_tenants)
+                await self.refresh()
+                self.store_problem = None
+                return
+            except StoreUnavailableError as exc:
+                self.store_problem = str(exc)
+                log.warning("store unavailable, retrying", reason=exc, retry_in=f"{delay:.0f}s")
+                self.notifier.status(f"store unavailable: {exc}")
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    def _seed_tenants(self, tx: Tx) -> None:
+        for seed in self.config.tenants:
+            if tenant_q.ensure_tenant(tx, seed.id, seed.admin_email):
+                log.info("tenant created from configuration", tenant=seed.id)
+
+    async def _signals(self, scope: anyio.CancelScope) -> None:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+            async for signum in signals:
+                if signum == signal.SIGHUP:
+                    await self.reload()
+                    continue
+                log.info("stopping", signal=signal.Signals(signum).name)
+                self.notifier.stopping()
+                scope.cancel()
+                return
+
+    async def reload(self) -> None:
+        self.notifier.reloading()
+        try:
+            new = await anyio.to_thread.run_sync(load_config, self.config_path)
+            keys = await anyio.to_thread.run_sync(load_keys, new)
+        except ConfigError as exc:
+            log.error(f"reload refused, keeping the running configuration: {exc}")
+            self.notifier.status(self.activity)
+            return
+        except KeyFileError as exc:
+            log.error(f"reload refused, keeping the running configuration: portal.public_keys: {exc}")
+            self.notifier.status(self.activity)
+            return
+        live, restart = changed_keys(self.config, new)
+        if restart:
+            log.warning("these changed keys take effect after a restart", keys=",".join(restart))
+        self.config = new
+        self.build = read_build(new.product)
+        self.verifier.set_keys(keys)
+        self.portal = PortalClient(new.portal)
+        async with self.db_guard():
+            await self.db.write(self._seed_tenants)
+            await self.refresh()
+        log.info("configuration reloaded", applied=",".join(live) or "nothing changed")
+        self.notifier.send("READY=1", f"STATUS={self.activity}")
+
+    def db_guard(self) -> _StoreGuard:
+        return _StoreGuard(self)
+
+    async def _watchdog(self) -> None:
+        interval = watchdog_interval()
+        if interval is None:
+            return
+        while True:
+            self.notifier.watchdog()
+            await anyio.sleep(interval)
+
+
+class _StoreGuard:
+    """Turns a store outage inside a block into a logged, reported condition."""
+
+    def __init__(self, app: Daemon) -> None:
+        self.app = app
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        if isinstance(exc, StoreUnavailableError):
+            self.app.store_problem = str(exc)
+            self.app.view.invalidate()
+            log.warning("store unavailable", reason=exc)
+            return True
+        return False

@@ -1,0 +1,294 @@
+"""The varlink server: connections, limits, credentials, and dispatch through the method table.
+
+Calls on one connection are answered in order. A message over the size limit,
+a client idle past the timeout, or a connection past the connection limit is
+dropped on its own; other clients never notice.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.abc
+import anyio.to_thread
+import msgspec
+
+from paragon_licensed import __version__
+from paragon_licensed.daemon import log
+from paragon_licensed.daemon.control.framing import FrameBuffer, MessageTooLarge
+from paragon_licensed.daemon.control.peer import Peer, may_change, peer_of
+from paragon_licensed.daemon.protocol import (
+    INTERFACE,
+    INTERFACE_FILE,
+    SERVICE,
+    ExpectedMore,
+    InterfaceNotFound,
+    InternalError,
+    InvalidParameter,
+    MethodNotFound,
+    PermissionDenied,
+    VarlinkError,
+)
+
+if TYPE_CHECKING:
+    from paragon_licensed.daemon.app import Daemon
+    from paragon_licensed.daemon.control.methods import Method
+
+
+class CallMessage(msgspec.Struct, frozen=True):
+    method: str
+    parameters: msgspec.Raw = msgspec.Raw(b"{}")
+    more: bool = False
+    oneway: bool = False
+    upgrade: bool = False
+
+
+SERVICE_DESCRIPTION = """\
+# The Varlink Service Interface is provided by every varlink service. It
+# describes the service and the interfaces it implements.
+interface org.varlink.service
+
+# Get a list of all the interfaces a service provides and information
+# about the implementation.
+method GetInfo() -> (
+  vendor: string,
+  product: string,
+  version: string,
+  url: string,
+  interfaces: []string
+)
+
+# Get the description of an interface that is implemented by this service.
+method GetInterfaceDescription(interface: string) -> (description: string)
+
+# The requested interface was not found.
+error InterfaceNotFound (interface: string)
+
+# The requested method was not found
+error MethodNotFound (method: string)
+
+# The interface defines the requested method, but the service does not
+# implement it.
+error MethodNotImplemented (method: string)
+
+# One of the passed parameters is invalid.
+error InvalidParameter (parameter: string)
+
+# Client is denied access
+error PermissionDenied ()
+
+# Method is expected to be called with 'more' set to true, but wasn't
+error ExpectedMore ()
+"""
+
+_DECODE_CALL = msgspec.json.Decoder(CallMessage)
+_ENCODE = msgspec.json.Encoder()
+_FIELD = re.compile(r"at `\$\.([A-Za-z_][A-Za-z0-9_]*)|field `([A-Za-z_][A-Za-z0-9_]*)`")
+
+
+def _parameters(call: CallMessage) -> bytes:
+    raw = bytes(call.parameters)
+    return b"{}" if raw.strip() == b"null" else raw
+
+
+def _bad_parameter(exc: msgspec.ValidationError | msgspec.DecodeError) -> InvalidParameter:
+    match = _FIELD.search(str(exc))
+    name = (match.group(1) or match.group(2)) if match else "parameters"
+    return InvalidParameter(parameter=name)
+
+
+@dataclass
+class CallContext:
+    """What a handler knows about its call: the daemon, the caller, and how to stream."""
+
+    app: Daemon
+    peer: Peer
+    method: str
+    more: bool
+    _send: Callable[[bytes], Awaitable[None]]
+
+    async def emit(self, reply: msgspec.Struct) -> None:
+        """Send an intermediate reply when the caller asked for more; otherwise drop it."""
+        if self.more:
+            await self._send(_ENCODE.encode({"parameters": reply, "continues": True}) + b"\0")
+
+
+class ControlServer:
+    def __init__(self, app: Daemon, methods: dict[str, Method]) -> None:
+        self.app = app
+        self.methods = methods
+        self.active = 0
+        self.refused = 0
+        with open(INTERFACE_FILE, encoding="utf-8") as handle:
+            self.description = handle.read()
+
+    @property
+    def _limits(self) -> Any:
+        return self.app.config.control
+
+    async def serve(self, listener: anyio.abc.SocketListener) -> None:
+        async with anyio.create_task_group() as tg:
+            while True:
+                try:
+                    stream = await listener.accept()
+                except OSError as exc:  # EMFILE and friends: back off instead of spinning
+                    log.warning("control socket accept failed", reason=exc.strerror)
+                    await anyio.sleep(0.1)
+                    continue
+                if self.active >= self._limits.max_connections:
+                    self.refused += 1
+                    tg.start_soon(self._refuse, stream)
+                    continue
+                self.active += 1
+                tg.start_soon(self._connection, stream)
+
+    async def _refuse(self, stream: anyio.abc.SocketStream) -> None:
+        if self.refused in (1, 10, 100) or self.refused % 1000 == 0:
+            log.warning("control connection refused: too many connections", refused=self.refused)
+        await stream.aclose()
+
+    async def _connection(self, stream: anyio.abc.SocketStream) -> None:
+        try:
+            peer = peer_of(stream.extra(anyio.abc.SocketAttribute.raw_socket))
+            frames = FrameBuffer(self._limits.max_message)
+            async with stream:
+                while True:
+                    message = frames.next()
+                    while message is None:
+                        with anyio.move_on_after(self._limits.idle_timeout):
+                            frames.feed(await stream.receive())
+                            message = frames.next()
+                            continue
+                        log.info("control connection closed: idle", peer=peer.describe())
+                        return
+                    if not await self._call(stream, peer, message, frames):
+                        return
+        except MessageTooLarge as exc:
+            log.warning("control connection closed: message too large", reason=str(exc))
+        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            pass
+        except OSError as exc:
+            log.warning("control connection failed", reason=exc.strerror)
+        except Exception:
+            log.logger.exception("control connection failed unexpectedly")
+        finally:
+            self.active -= 1
+
+    async def _call(
+        self, stream: anyio.abc.SocketStream, peer: Peer, raw: bytes, frames: FrameBuffer
+    ) -> bool:
+        """Answer one call; False closes the connection (the peer speaks no varlink)."""
+        try:
+            call = _DECODE_CALL.decode(raw)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            log.warning("control connection closed: not a varlink message", peer=peer.describe())
+            return False
+
+        async def send(data: bytes) -> None:
+            if not call.oneway:
+                await stream.send(data)
+
+        ctx = CallContext(self.app, peer, call.method, call.more and not call.oneway, send)
+        try:
+            reply = await self._dispatch(ctx, call, stream, frames)
+        except VarlinkError as exc:
+            await send(_ENCODE.encode({"error": exc.name, "parameters": exc.parameters}) + b"\0")
+            return True
+        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            raise
+        except Exception:
+            reference = uuid.uuid4().hex[:12]
+            log.logger.exception("internal error in %s reference=%s", call.method, reference)
+            error = InternalError(reference=reference)
+            await send(_ENCODE.encode({"error": error.name, "parameters": error.parameters}) + b"\0")
+            return True
+        await send(_ENCODE.encode({"parameters": reply}) + b"\0")
+        return True
+
+    async def _dispatch(
+        self,
+        ctx: CallContext,
+        call: CallMessage,
+        stream: anyio.abc.SocketStream,
+        frames: FrameBuffer,
+    ) -> Any:
+        interface, _, name = call.method.rpartition(".")
+        if interface == SERVICE:
+            return self._service(name, call)
+        if interface != INTERFACE:
+            raise InterfaceNotFound(interface=interface)
+        method = self.methods.get(name)
+        if method is None:
+            raise MethodNotFound(method=call.method)
+        try:
+            params = msgspec.json.decode(_parameters(call), type=method.params)
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            raise _bad_parameter(exc) from None
+        if method.changing:
+            group = self.app.config.control.admin_group
+            if not await anyio.to_thread.run_sync(may_change, ctx.peer, group):
+                log.warning("permission denied", method=name, peer=ctx.peer.describe())
+                raise PermissionDenied(method=name, required_group=group)
+        if method.needs_more and not ctx.more:
+            raise ExpectedMore()
+        if not ctx.more:
+            return await method.handler(ctx, params)
+        return await self._streaming(ctx, method, params, stream, frames)
+
+    async def _streaming(
+        self, ctx: CallContext, method: Method, params: Any, stream: Any, frames: FrameBuffer
+    ) -> Any:
+        """Run a streaming call while watching the connection, so a gone client ends it."""
+        result: list[Any] = []
+        failure: list[Exception] = []
+        async with anyio.create_task_group() as tg:
+
+            async def watch_peer() -> None:
+                try:
+                    while True:
+                        frames.feed(await stream.receive())
+                except (anyio.EndOfStream, anyio.BrokenResourceError, MessageTooLarge, OSError):
+                    tg.cancel_scope.cancel()
+
+            async def run() -> None:
+                try:
+                    result.append(await method.handler(ctx, params))
+                except Exception as exc:  # re-raised below, outside the task group
+                    failure.append(exc)
+                finally:
+                    tg.cancel_scope.cancel()
+
+            tg.start_soon(watch_peer)
+            tg.start_soon(run)
+        if failure:
+            raise failure[0]
+        if not result:
+            raise anyio.EndOfStream
+        return result[0]
+
+    def _service(self, name: str, call: CallMessage) -> dict[str, Any]:
+        if name == "GetInfo":
+            return {
+                "vendor": "paragon-licensed",
+                "product": "paragon-licensed",
+                "version": __version__,
+                "url": "https://paragon.example/docs/paragon-licensed",
+                "interfaces": [SERVICE, INTERFACE],
+            }
+        if name == "GetInterfaceDescription":
+            try:
+                params = msgspec.json.decode(_parameters(call), type=dict[str, str])
+            except (msgspec.ValidationError, msgspec.DecodeError):
+                raise InvalidParameter(parameter="interface") from None
+            wanted = params.get("interface", "")
+            if wanted == INTERFACE:
+                return {"description": self.description}
+            if wanted == SERVICE:
+                return {"description": SERVICE_DESCRIPTION}
+            raise InterfaceNotFound(interface=wanted)
+        raise MethodNotFound(method=call.method)

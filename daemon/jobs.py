@@ -1,0 +1,132 @@
+"""Operations handed to the coordinator: any node submits a job to the store, the coordinator runs it.
+
+The submitting node follows the job's progress in the store and streams it to
+its caller, so `ctl license reactivate` shows the coordinator's steps whichever
+node it runs on. A job's parameters carry its request_id: a job taken over
+after a failover asks the portal the same question and gets the same answer.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import msgspec
+
+from paragon_licensed.daemon import log, wire
+from paragon_licensed.daemon.cluster import NotCoordinator
+from paragon_licensed.daemon.protocol import InternalError, OperationTimeout, VarlinkError, error_from_reply
+from paragon_licensed.daemon.store import jobs as job_q
+from paragon_licensed.daemon.store.db import FencedOut, StoreUnavailableError
+from paragon_licensed.daemon.timefmt import rfc3339
+
+if TYPE_CHECKING:
+    from paragon_licensed.daemon.app import Daemon
+    from paragon_licensed.daemon.licensing import Report
+
+Emit = Callable[[wire.Step], Awaitable[None]]
+UNCLAIMED_TIMEOUT = 60.0
+POLL = 0.1
+
+
+class Jobs:
+    def __init__(self, app: Daemon) -> None:
+        self.app = app
+        self._changed = anyio.Event()
+
+    def _signal(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    async def submit(self, kind: str, tenant: str, params: dict[str, Any], actor: str) -> str:
+        job_id = str(uuid.uuid4())
+        params.setdefault("request_id", str(uuid.uuid4()))
+        await self.app.db.write(job_q.submit, job_id, kind, tenant, params, self.app.node, actor)
+        log.info("job submitted", job=job_id, kind=kind, tenant=tenant, request_id=params["request_id"])
+        self._signal()
+        return job_id
+
+    async def wait(self, job_id: str, emit: Emit, timeout: float = 900.0) -> Any:
+        """Follow a job to its end, passing each step on; return its result or raise its error."""
+        seen = 0
+        started = time.monotonic()
+        while True:
+            job = await self.app.db.read(job_q.get, job_id)
+            if job is None:
+                raise InternalError(reference=f"job {job_id} vanished")
+            for step in job.progress[seen:]:
+                await emit(msgspec.convert(step, wire.Step))
+            seen = len(job.progress)
+            if job.state == "done":
+                return job.result
+            if job.state == "failed":
+                raise error_from_reply(job.error_name, job.error_params)
+            waited = time.monotonic() - started
+            if (job.state == "pending" and waited > UNCLAIMED_TIMEOUT) or waited > timeout:
+                raise OperationTimeout(operation=job.kind, seconds=int(waited))
+            with anyio.move_on_after(POLL):
+                await self._changed.wait()
+
+    async def run(self) -> None:
+        """Coordinator duty: take jobs one at a time, oldest first."""
+        app = self.app
+        while True:
+            fence = app.cluster.fence()
+            job = await app.db.write(job_q.claim_next, app.node, fence.term, fence=fence)
+            if job is None:
+                with anyio.move_on_after(0.25):
+                    await self._changed.wait()
+                continue
+            await self._execute(job)
+
+    async def _execute(self, job: job_q.JobRow) -> None:
+        app = self.app
+        fence = app.cluster.fence()
+        request_id = str(job.params.get("request_id", ""))
+        log.info("job started", job=job.id, kind=job.kind, tenant=job.tenant_id, request_id=request_id)
+
+        async def report(step: str, message: str) -> None:
+            entry = {"at": rfc3339(), "step": step, "message": message}
+            await app.db.write(job_q.add_progress, job.id, entry, fence=fence)
+            self._signal()
+
+        try:
+            result = await self._dispatch(job, report)
+        except (NotCoordinator, FencedOut):
+            raise
+        except VarlinkError as exc:
+            await app.db.write(job_q.finish, job.id, None, exc.name, exc.parameters, fence=fence)
+            log.info("job failed", job=job.id, kind=job.kind, error=exc.short_name, request_id=request_id)
+        except StoreUnavailableError:
+            raise
+        except Exception:
+            reference = uuid.uuid4().hex[:12]
+            log.logger.exception("job %s failed unexpectedly reference=%s", job.id, reference)
+            error = InternalError(reference=reference)
+            await app.db.write(job_q.finish, job.id, None, error.name, error.parameters, fence=fence)
+        else:
+            await app.db.write(job_q.finish, job.id, result, fence=fence)
+            log.info("job done", job=job.id, kind=job.kind, request_id=request_id)
+        self._signal()
+
+    async def _dispatch(self, job: job_q.JobRow, report: Report) -> Any:
+        lic = self.app.licensing
+        p = job.params
+        if job.kind == "activate":
+            outcome = await lic.activate(
+                job.tenant_id, p["activation_key"], p["request_id"], job.actor, report
+            )
+        elif job.kind == "reactivate":
+            outcome = await lic.reactivate(
+                job.tenant_id, p["request_id"], job.actor, report, p.get("cause", "reactivation")
+            )
+        elif job.kind == "transfer":
+            outcome = await lic.transfer(job.tenant_id, p["replace"], p["request_id"], job.actor, report)
+        elif job.kind == "import":
+            outcome = await lic.import_document(p["document"], job.actor, report)
+        else:
+            raise InternalError(reference=f"unknown job kind {job.kind}")
+        return msgspec.to_builtins(outcome)

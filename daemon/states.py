@@ -1,0 +1,134 @@
+"""A tenant's license state, decided from its stored license, the cluster and the clock.
+
+States: unlicensed, active, expiring, expired, invalid, needs_reactivation and
+needs_transfer. The rules, in order: no license is unlicensed; a license that
+fails its signature or is another tenant's is invalid; a licensed computer ID
+that is no longer in the cluster needs a transfer; a new node, a new build or a
+restore needs a reactivation (the previous license counts during the grace
+period); otherwise the validity decides.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from paragon_licensed.daemon import wire
+from paragon_licensed.daemon.protocol import CTL
+from paragon_licensed.daemon.store.tenants import TenantRow
+from paragon_licensed.daemon.timefmt import days_left, rfc3339
+from paragon_licensed.licensefile import LicenseRejected, Payload
+
+if TYPE_CHECKING:
+    from paragon_licensed.daemon.app import Daemon
+
+MAX_SKEW = 300.0
+# States in which a tenant counts as properly licensed (for monitoring and the tenant check).
+LICENSED = frozenset({"active", "expiring"})
+
+
+@dataclass(frozen=True)
+class TenantView:
+    tenant: str
+    state: wire.State
+    reason: str
+    admin_email: str
+    row: TenantRow
+    payload: Payload | None = None
+    grace_until: float | None = None
+
+    @property
+    def valid_until(self) -> float | None:
+        return self.payload.valid_until.timestamp() if self.payload else None
+
+    def to_wire(self) -> wire.TenantState:
+        valid_until = self.valid_until
+        return wire.TenantState(
+            tenant=self.tenant,
+            state=self.state,
+            reason=self.reason,
+            admin_email=self.admin_email,
+            valid_until=rfc3339(valid_until) if valid_until is not None else None,
+            days_left=days_left(valid_until) if valid_until is not None else None,
+            grace_until=rfc3339(self.grace_until) if self.grace_until is not None else None,
+            grace_days_left=days_left(self.grace_until) if self.grace_until is not None else None,
+            support_id=self.payload.support_id if self.payload else None,
+        )
+
+    def summary(self) -> wire.Tenant:
+        valid_until = self.valid_until
+        return wire.Tenant(
+            tenant=self.tenant,
+            admin_email=self.admin_email,
+            state=self.state,
+            valid_until=rfc3339(valid_until) if valid_until is not None else None,
+            support_id=self.payload.support_id if self.payload else None,
+        )
+
+
+def evaluate(app: Daemon, row: TenantRow, now: float | None = None) -> TenantView:
+    now = time.time() if now is None else now
+
+    def view(state: wire.State, reason: str, payload: Payload | None = None) -> TenantView:
+        grace = row.grace_until if state == "needs_reactivation" else None
+        return TenantView(row.id, state, reason, row.admin_email, row, payload, grace)
+
+    license_row = row.license
+    if license_row is None:
+        return view(
+            "unlicensed",
+            f"no license yet: activate with `{CTL} license activate --key KEY --tenant {row.id}`",
+        )
+    try:
+        payload = app.verifier.inspect(license_row.row, license_row.document)
+    except LicenseRejected as exc:
+        return view("invalid", f"{exc.reason}: {exc.detail}. {exc.explanation}")
+    if payload.tenant_id != row.id:
+        return view("invalid", f"wrong_tenant: the stored license is for tenant {payload.tenant_id}")
+    if payload.issued_at.timestamp() > now + MAX_SKEW:
+        return view(
+            "invalid",
+            f"issued_in_future: issued at {rfc3339(payload.issued_at.timestamp())}; check this node's clock",
+            payload,
+        )
+
+    cluster = set(app.cluster_computer_ids())
+    licensed = set(payload.computer_ids)
+    if row.flag == "needs_transfer" or licensed - cluster:
+        gone = sorted(licensed - cluster)
+        reason = row.flag_reason or (
+            f"licensed computer ID {', '.join(gone)} is no longer in the cluster: "
+            f"`{CTL} license transfer --replace {gone[0]}`"
+        )
+        return view("needs_transfer", reason, payload)
+    build = app.build.value
+    if row.flag == "needs_reactivation":
+        return view("needs_reactivation", row.flag_reason, payload)
+    if cluster - licensed:
+        joined = ", ".join(sorted(cluster - licensed))
+        return view(
+            "needs_reactivation",
+            f"management node(s) with computer ID {joined} joined: reactivation runs once every "
+            "node is online",
+            payload,
+        )
+    if build is not None and payload.build != build:
+        return view(
+            "needs_reactivation",
+            f"the product build changed from {payload.build} to {build}: reactivate",
+            payload,
+        )
+
+    remaining = payload.valid_until.timestamp() - now
+    until = _date(payload.valid_until)
+    if remaining <= 0:
+        return view("expired", f"the license expired on {until}: reactivate", payload)
+    if remaining <= app.config.tenant_check.expiring_within:
+        return view("expiring", f"the license expires on {until}", payload)
+    return view("active", f"licensed until {until}", payload)
+
+
+def _date(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -1,0 +1,37 @@
+"""Signature checks of stored licenses, cached: a stored license never changes, so each
+is verified once per daemon (and again when the portal keys are reloaded)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from paragon_licensed.licensefile import LicenseRejected, Payload, inspect
+
+_MAX_CACHED = 100_000
+
+
+class Verifier:
+    def __init__(self, keys: Mapping[str, Ed25519PublicKey]) -> None:
+        self.keys = dict(keys)
+        self._cache: dict[int, Payload | LicenseRejected] = {}
+
+    def set_keys(self, keys: Mapping[str, Ed25519PublicKey]) -> None:
+        self.keys = dict(keys)
+        self._cache.clear()
+
+    def inspect(self, row: int, document: str) -> Payload:
+        """The payload of stored license `row`, or its LicenseRejected raised again."""
+        result = self._cache.get(row)
+        if result is None:
+            try:
+                result = inspect(document, self.keys)
+            except LicenseRejected as exc:
+                result = exc
+            if len(self._cache) >= _MAX_CACHED:
+                self._cache.clear()
+            self._cache[row] = result
+        if isinstance(result, LicenseRejected):
+            raise result
+        return result

@@ -1,0 +1,127 @@
+"""The daemon's picture of the cluster and its tenants, answered from memory.
+
+Control calls read this snapshot and never wait on the database; it is
+refreshed from the store when the store's generation moves (another node's
+change) and right after this node's own changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from paragon_licensed.daemon import wire
+from paragon_licensed.daemon.states import TenantView, evaluate
+from paragon_licensed.daemon.store import nodes as node_q
+from paragon_licensed.daemon.store import tenants as tenant_q
+from paragon_licensed.daemon.store.db import Tx
+from paragon_licensed.daemon.timefmt import rfc3339
+
+if TYPE_CHECKING:
+    from paragon_licensed.daemon.app import Daemon
+
+
+@dataclass
+class Snapshot:
+    """What one read transaction saw."""
+
+    generation: int = 0
+    store_id: str = ""
+    db_now: float = 0.0
+    cloud_admin_email: str = ""
+    tenants: list[tenant_q.TenantRow] = field(default_factory=list)
+    nodes: list[node_q.NodeRow] = field(default_factory=list)
+    lease: node_q.LeaseRow | None = None
+
+
+def read_snapshot(tx: Tx) -> Snapshot:
+    meta = tenant_q.meta(tx)
+    return Snapshot(
+        generation=meta.generation,
+        store_id=meta.store_id,
+        db_now=tx.now(),
+        cloud_admin_email=meta.cloud_admin_email,
+        tenants=tenant_q.all_tenants(tx),
+        nodes=node_q.all_nodes(tx),
+        lease=node_q.lease(tx),
+    )
+
+
+class View:
+    def __init__(self, app: Daemon) -> None:
+        self.app = app
+        self.snapshot = Snapshot()
+        self.tenants: dict[str, TenantView] = {}
+        self._status: wire.Status | None = None
+
+    def load(self, snapshot: Snapshot) -> list[TenantView]:
+        """Take a new snapshot; return the tenants whose state changed."""
+        self.snapshot = snapshot
+        changed = []
+        fresh: dict[str, TenantView] = {}
+        for row in snapshot.tenants:
+            view = evaluate(self.app, row)
+            old = self.tenants.get(row.id)
+            if old is None or old.state != view.state:
+                changed.append(view)
+            fresh[row.id] = view
+        self.tenants = fresh
+        self._status = None
+        return changed
+
+    def invalidate(self) -> None:
+        self._status = None
+
+    def reevaluate(self) -> list[TenantView]:
+        """Evaluate again without reading the store (time passes, licenses expire)."""
+        return self.load(self.snapshot)
+
+    def coordinator(self) -> str | None:
+        lease = self.snapshot.lease
+        if lease is None or lease.remaining <= 0:
+            return None
+        return lease.holder
+
+    def node_list(self) -> list[wire.Node]:
+        timeout = self.app.config.cluster.node_timeout
+        coordinator = self.coordinator()
+        return [
+            wire.Node(
+                name=n.name,
+                computer_id=n.computer_id,
+                build=n.build,
+                version=n.version,
+                online=n.age <= timeout,
+                last_seen=rfc3339(n.last_seen),
+                seconds_since_seen=round(max(n.age, 0.0), 1),
+                coordinator=n.name == coordinator,
+                this_node=n.name == self.app.node,
+            )
+            for n in self.snapshot.nodes
+        ]
+
+    def status(self) -> wire.Status:
+        if self._status is None:
+            self._status = self._build_status()
+        return self._status
+
+    def _build_status(self) -> wire.Status:
+        app = self.app
+        identity = app.identity
+        return wire.Status(
+            node=app.node,
+            computer_id=identity.computer_id,
+            identity_strength=identity.strength,
+            build=app.build.value,
+            build_problem=app.build.problem,
+            deployment="multi_tenant" if app.config.product.deployment == "multi-tenant" else "single_tenant",
+            store_backend="postgresql" if app.db.backend_name == "postgresql" else "sqlite",
+            store_available=app.store_problem is None,
+            store_problem=app.store_problem,
+            version=app.version,
+            coordinator=self.coordinator(),
+            is_coordinator=app.is_coordinator,
+            activity=app.activity,
+            nodes=self.node_list(),
+            tenants=[t.to_wire() for t in self.tenants.values()],
+        )
