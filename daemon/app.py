@@ -8,6 +8,7 @@ all live in one task group, so a signal cancels every one of them.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
 import time
@@ -31,12 +32,17 @@ from paragon_licensed.daemon.jobs import Jobs
 from paragon_licensed.daemon.keys import load_keys
 from paragon_licensed.daemon.licensing import Licensing
 from paragon_licensed.daemon.localstate import LocalState
+from paragon_licensed.daemon.mailer import Mailer
+from paragon_licensed.daemon.notify import notification_to_wire
 from paragon_licensed.daemon.portal_client import PortalClient
+from paragon_licensed.daemon.reactivator import Reactivator
 from paragon_licensed.daemon.sdnotify import Notifier, watchdog_interval
 from paragon_licensed.daemon.startup import Startup
+from paragon_licensed.daemon.store import messages as msg_q
 from paragon_licensed.daemon.store import tenants as tenant_q
 from paragon_licensed.daemon.store.connect import describe_url, open_database
 from paragon_licensed.daemon.store.db import Database, StoreUnavailableError, Tx
+from paragon_licensed.daemon.tenant_check import TenantCheck
 from paragon_licensed.daemon.verifier import Verifier
 from paragon_licensed.daemon.view import View, read_snapshot
 from paragon_licensed.licensefile import KeyFileError
@@ -62,11 +68,21 @@ class Daemon:
         self.licensing = Licensing(self)
         self.jobs = Jobs(self)
         self.startup = Startup(self)
+        self.reactivator = Reactivator(self)
+        self.tenant_check = TenantCheck(self)
+        self.mailer = Mailer(self)
+        self._tenant_locks: dict[str, anyio.Lock] = {}
+        self._last_notification = -1
         self.identity: Identity
         self.store_problem: str | None = None
         self.activity = "starting"
         self.started = time.monotonic()
-        self._coordinator_duties: list[Callable[[], Awaitable[None]]] = [self.jobs.run, self.startup.run]
+        self._coordinator_duties: list[Callable[[], Awaitable[None]]] = [
+            self.jobs.run,
+            self.startup.run,
+            self.tenant_check.run_periodically,
+            self.mailer.run,
+        ]
 
     # -- what other modules ask the daemon
 
@@ -85,6 +101,13 @@ class Daemon:
         self.view.invalidate()
         self.notifier.status(activity)
 
+    def tenant_lock(self, tenant: str) -> anyio.Lock:
+        """One operation per tenant at a time on this coordinator."""
+        lock = self._tenant_locks.get(tenant)
+        if lock is None:
+            lock = self._tenant_locks[tenant] = anyio.Lock()
+        return lock
+
     def add_coordinator_duty(self, duty: Callable[[], Awaitable[None]]) -> None:
         """A job that runs only while this node is the coordinator, cancelled when it stops."""
         self._coordinator_duties.append(duty)
@@ -97,6 +120,36 @@ class Daemon:
         """Read the store again and publish the tenants whose state changed."""
         snapshot = await self.db.read(read_snapshot)
         self.apply_snapshot(snapshot)
+        await self.publish_notifications()
+
+    async def refresh_tenant(self, tenant: str) -> None:
+        """Read one tenant again after this node changed it (cheaper than a full refresh)."""
+
+        def read(tx: Tx) -> tuple[tenant_q.TenantRow | None, int]:
+            return tenant_q.get_tenant(tx, tenant), msg_q.last_notification_id(tx)
+
+        row, last_notification = await self.db.read(read)
+        if row is not None:
+            view = self.view.update_tenant(row)
+            if view is not None:
+                self.events.emit("state_changed", view.reason, tenant=tenant, state=view.state)
+        self.view.snapshot.last_notification = max(self.view.snapshot.last_notification, last_notification)
+        await self.publish_notifications()
+
+    async def publish_notifications(self) -> None:
+        """Pass notifications written since the last look (by any node) to the watchers."""
+        newest = self.view.snapshot.last_notification
+        if self._last_notification < 0:
+            self._last_notification = newest
+        while newest > self._last_notification:
+            rows = await self.db.read(msg_q.notifications_after, self._last_notification)
+            if not rows:
+                break
+            for row in rows:
+                self.events.emit(
+                    "notification", row.title, tenant=row.tenant_id, notification=notification_to_wire(row)
+                )
+            self._last_notification = rows[-1].id
 
     def apply_snapshot(self, snapshot: Any) -> None:
         for tenant in self.view.load(snapshot):
@@ -144,11 +197,15 @@ class Daemon:
                 self.set_activity("idle")
                 self.notifier.ready(f"serving on {control.path}")
                 log.info("ready", socket=control.path, seconds=round(time.monotonic() - self.started, 3))
+                tg.start_soon(self.startup.node_checks)
         finally:
             self.notifier.stopping()
             remove(control)
             with anyio.CancelScope(shield=True):
                 await self.cluster.shutdown()
+                with contextlib.suppress(StoreUnavailableError, OSError):
+                    await self.refresh()
+                    await self.startup.sync_local_state(force=True)
             self.db.close()
             log.info("stopped", node=self.node)
         return 0
@@ -177,6 +234,9 @@ class Daemon:
         for seed in self.config.tenants:
             if tenant_q.ensure_tenant(tx, seed.id, seed.admin_email):
                 log.info("tenant created from configuration", tenant=seed.id)
+        cloud = self.config.cloud.admin_email
+        if cloud and not tenant_q.meta(tx).cloud_admin_email:
+            tenant_q.set_cloud_admin_email(tx, cloud)
 
     async def _signals(self, scope: anyio.CancelScope) -> None:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:

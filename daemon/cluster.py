@@ -98,6 +98,8 @@ class Cluster:
                 app.store_problem = None
             failures = 0
             app.apply_snapshot(snapshot)
+            await app.publish_notifications()
+            await app.startup.sync_local_state()
             await anyio.sleep(interval)
 
     def _beat(self, tx: Tx) -> Snapshot:

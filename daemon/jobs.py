@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import msgspec
 
-from paragon_licensed.daemon import log, wire
+from paragon_licensed.daemon import log
 from paragon_licensed.daemon.cluster import NotCoordinator
 from paragon_licensed.daemon.protocol import InternalError, OperationTimeout, VarlinkError, error_from_reply
 from paragon_licensed.daemon.store import jobs as job_q
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from paragon_licensed.daemon.app import Daemon
     from paragon_licensed.daemon.licensing import Report
 
-Emit = Callable[[wire.Step], Awaitable[None]]
+Emit = Callable[[dict[str, Any]], Awaitable[None]]
 UNCLAIMED_TIMEOUT = 60.0
 POLL = 0.1
 
@@ -58,7 +58,7 @@ class Jobs:
             if job is None:
                 raise InternalError(reference=f"job {job_id} vanished")
             for step in job.progress[seen:]:
-                await emit(msgspec.convert(step, wire.Step))
+                await emit(step)
             seen = len(job.progress)
             if job.state == "done":
                 return job.result
@@ -88,13 +88,14 @@ class Jobs:
         request_id = str(job.params.get("request_id", ""))
         log.info("job started", job=job.id, kind=job.kind, tenant=job.tenant_id, request_id=request_id)
 
-        async def report(step: str, message: str) -> None:
-            entry = {"at": rfc3339(), "step": step, "message": message}
+        async def report(step: str, message: str, **extra: Any) -> None:
+            entry = {"at": rfc3339(), "step": step, "message": message, **extra}
             await app.db.write(job_q.add_progress, job.id, entry, fence=fence)
             self._signal()
 
         try:
-            result = await self._dispatch(job, report)
+            async with app.tenant_lock(job.tenant_id):
+                result = await self._dispatch(job, report)
         except (NotCoordinator, FencedOut):
             raise
         except VarlinkError as exc:
@@ -127,6 +128,24 @@ class Jobs:
             outcome = await lic.transfer(job.tenant_id, p["replace"], p["request_id"], job.actor, report)
         elif job.kind == "import":
             outcome = await lic.import_document(p["document"], job.actor, report)
+        elif job.kind == "tenant_check":
+            return await self._tenant_check(report)
         else:
             raise InternalError(reference=f"unknown job kind {job.kind}")
         return msgspec.to_builtins(outcome)
+
+    async def _tenant_check(self, report: Callable[..., Awaitable[None]]) -> Any:
+        """A tenant check asked for with ctl: its progress at most every half second."""
+        last = 0.0
+
+        async def progress(done: int, total: int, tenant: str | None, outcome: str | None) -> None:
+            nonlocal last
+            if done not in (0, total) and time.monotonic() - last < 0.5:
+                return
+            last = time.monotonic()
+            await report(
+                "progress", f"{done}/{total}", done=done, total=total, tenant=tenant, outcome=outcome
+            )
+
+        results = await self.app.tenant_check.run("manual", progress)
+        return msgspec.to_builtins(results)

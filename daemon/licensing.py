@@ -50,6 +50,8 @@ if TYPE_CHECKING:
     from paragon_licensed.daemon.app import Daemon
 
 Report = Callable[[str, str], Awaitable[None]]
+# Written in the same transaction as the license it comes with (a tenant check's result, say).
+Extra = Callable[[Tx, Payload], None] | None
 
 
 @dataclass
@@ -107,7 +109,13 @@ class Licensing:
     # -- the operations
 
     async def activate(
-        self, tenant: str, activation_key: str, request_id: str, actor: str, report: Report
+        self,
+        tenant: str,
+        activation_key: str,
+        request_id: str,
+        actor: str,
+        report: Report,
+        extra: Extra = None,
     ) -> wire.Outcome:
         self.tenant_row(tenant)
         build = self.build()
@@ -122,17 +130,25 @@ class Licensing:
         await report(
             "portal", f"activating tenant {tenant} on the License Portal ({len(ids)} computer ID(s))"
         )
-        return await self._online("activation", "/activations", body, tenant, ids, build, actor, report)
+        return await self._online(
+            "activation", "/activations", body, tenant, ids, build, actor, report, extra
+        )
 
     async def reactivate(
-        self, tenant: str, request_id: str, actor: str, report: Report, cause: str = "reactivation"
+        self,
+        tenant: str,
+        request_id: str,
+        actor: str,
+        report: Report,
+        cause: str = "reactivation",
+        extra: Extra = None,
     ) -> wire.Outcome:
         self.tenant_row(tenant)
         build = self.build()
         ids = self.cluster_ids()
         body = {"tenant_id": tenant, "computer_ids": ids, "build": build, "request_id": request_id}
         await report("portal", f"reactivating every order of tenant {tenant} on the License Portal")
-        return await self._online(cause, "/reactivations", body, tenant, ids, build, actor, report)
+        return await self._online(cause, "/reactivations", body, tenant, ids, build, actor, report, extra)
 
     async def transfer(
         self, tenant: str, replace: str, request_id: str, actor: str, report: Report
@@ -175,6 +191,7 @@ class Licensing:
         build: str,
         actor: str,
         report: Report,
+        extra: Extra = None,
     ) -> wire.Outcome:
         app = self.app
         request_id = str(body["request_id"])
@@ -196,7 +213,7 @@ class Licensing:
         except VarlinkError as exc:
             await self._record_failure(tenant, cause, request_id, actor, exc)
             raise
-        installed = await self.install(tenant, document, payload, cause, actor, request_id)
+        installed = await self.install(tenant, document, payload, cause, actor, request_id, extra)
         await report(
             "installed",
             f"license {payload.license_id} installed, valid until {rfc3339(payload.valid_until.timestamp())}",
@@ -316,7 +333,14 @@ class Licensing:
     # -- storing results
 
     async def install(
-        self, tenant: str, document: str, payload: Payload, cause: str, actor: str, request_id: str
+        self,
+        tenant: str,
+        document: str,
+        payload: Payload,
+        cause: str,
+        actor: str,
+        request_id: str,
+        extra: Extra = None,
     ) -> Installed:
         app = self.app
         previous = app.view.tenants.get(tenant)
@@ -354,6 +378,8 @@ class Licensing:
                 f"license {payload.license_id}, {len(payload.orders)} order(s), valid until "
                 f"{rfc3339(payload.valid_until.timestamp())}",
             )
+            if extra is not None:
+                extra(tx, payload)
             if changed:
                 tenant_q.complete_offline_requests(tx, tenant)
                 msg_q.notify(tx, tenant, "info", cause, *success_message(cause, payload))
@@ -372,8 +398,7 @@ class Licensing:
             request_id=request_id,
             orders=len(payload.orders),
         )
-        app.local.save_license(tenant, document)
-        await app.refresh()
+        await app.refresh_tenant(tenant)
         return Installed(payload, changed, warnings)
 
     async def _record_failure(
@@ -401,26 +426,27 @@ class Licensing:
 
 
 def success_message(cause: str, payload: Payload) -> tuple[str, str]:
+    """(title, text) of the notification a successful operation leaves."""
     until = rfc3339(payload.valid_until.timestamp())[:10]
-    count = len(payload.orders)
-    titles = {
-        "activation": "License activated",
-        "reactivation": "License reactivated",
-        "import": "License imported",
-        "transfer": "License transferred",
-    }
+    orders = f"{len(payload.orders)} order(s): {order_summary(payload)}"
     if cause.startswith("upgrade:"):
+        build = cause.split(":", 1)[1]
         return (
             "License reactivated after upgrade",
-            f"reactivated after upgrade to {cause.split(':', 1)[1]}: {count} order(s), valid until {until}",
+            f"Reactivated after upgrade to {build}, valid until {until}; {orders}.",
         )
     if cause == "restore":
         return (
             "License reactivated after restore",
-            f"reactivated after restore: {count} order(s), valid until {until}",
+            f"Reactivated after restore, valid until {until}; {orders}.",
         )
-    title = titles.get(cause, "License renewed")
-    return title, f"{title.lower()}: {count} order(s) ({order_summary(payload)}), valid until {until}"
+    titles = {
+        "activation": "License activated",
+        "import": "License imported",
+        "transfer": "License transferred",
+    }
+    title = titles.get(cause, "License reactivated")
+    return title, f"{title}, valid until {until}; {orders}."
 
 
 def license_to_wire(

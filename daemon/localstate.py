@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import urllib.parse
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -44,25 +43,21 @@ class Marker:
 class LocalState:
     def __init__(self, state_dir: str) -> None:
         self.root = Path(state_dir)
-        self.licenses = self.root / "licenses"
+        self.licenses_path = self.root / "licenses.json"
         self.marker_path = self.root / "marker.json"
 
-    def _license_path(self, tenant: str) -> Path:
-        return self.licenses / (urllib.parse.quote(tenant, safe="") + ".lic")
-
-    def save_license(self, tenant: str, document: str) -> None:
-        atomic_write(self._license_path(tenant), document.encode())
+    def save_licenses(self, documents: dict[str, str]) -> None:
+        """Every tenant's current license document, in one file replaced at once."""
+        atomic_write(self.licenses_path, json.dumps(documents, sort_keys=True).encode())
 
     def load_licenses(self) -> dict[str, str]:
-        copies: dict[str, str] = {}
-        if not self.licenses.is_dir():
-            return copies
-        for path in sorted(self.licenses.glob("*.lic")):
-            try:
-                copies[urllib.parse.unquote(path.stem)] = path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError):
-                continue
-        return copies
+        try:
+            data = json.loads(self.licenses_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(data, dict):
+            return {}
+        return {str(k): str(v) for k, v in data.items() if isinstance(v, str)}
 
     def read_marker(self) -> Marker | None:
         try:

@@ -179,6 +179,16 @@ class NoSuchNode(VarlinkError):
         return f"There is no node '{_p(self, 'name')}'; `{CTL} nodes` lists them."
 
 
+class NodeOnline(VarlinkError):
+    name = f"{INTERFACE}.NodeOnline"
+
+    def sentence(self) -> str:
+        return (
+            f"Node {_p(self, 'name')} is online (last seen {_p(self, 'last_seen')}); only a node that is "
+            "gone for good may be forgotten: stop it first."
+        )
+
+
 class BuildUnknown(VarlinkError):
     name = f"{INTERFACE}.BuildUnknown"
     exit_code = EXIT_USAGE
@@ -284,6 +294,7 @@ ERRORS: dict[str, type[VarlinkError]] = {
         TenantRequired,
         NotActivated,
         NoSuchNode,
+        NodeOnline,
         BuildUnknown,
         StoreUnavailable,
         DuplicateComputerId,

@@ -1,35 +1,190 @@
-"""What the coordinator does once it takes over: first activations from the configuration's seeds.
+"""What changed while the daemon was down: a new identity, a restored store, a newer portal license.
 
-(Upgrade and restore detection extend this module.)
+Each node, after READY=1, compares its identity with its previous registration
+(an OS reinstall or new hardware: the tenants need a transfer, and no portal
+call is made) and the store with its marker file (a store whose generation went
+back, or another store id, was restored). The coordinator also asks the portal
+whether it issued a newer license than the one stored, which catches a restore
+of the whole state folder. Reactivating what these checks flag is the
+reactivator's job; first activations from the configuration's seeds are here.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import TYPE_CHECKING
 
+import anyio
+
 from paragon_licensed.daemon import log
-from paragon_licensed.daemon.protocol import VarlinkError
+from paragon_licensed.daemon.localstate import Marker
+from paragon_licensed.daemon.protocol import (
+    CTL,
+    PortalNotConfigured,
+    PortalRejected,
+    PortalUnreachable,
+    VarlinkError,
+)
+from paragon_licensed.daemon.store import messages as msg_q
+from paragon_licensed.daemon.store import nodes as node_q
+from paragon_licensed.daemon.store import tenants as tenant_q
+from paragon_licensed.daemon.store.db import StoreUnavailableError, Tx
+from paragon_licensed.daemon.timefmt import rfc3339
 
 if TYPE_CHECKING:
     from paragon_licensed.daemon.app import Daemon
 
 ACTOR = "coordinator"
+SYNC_INTERVAL = 5.0
+
+
+def changed_part(previous: node_q.NodeRow, machine_fp: str, hardware_fp: str) -> str:
+    """Which input of the computer ID changed, in words, without any raw value."""
+    parts = []
+    if previous.machine_fp and previous.machine_fp != machine_fp:
+        parts.append("the OS installation's machine-id changed (was the OS reinstalled?)")
+    if previous.hardware_fp != hardware_fp:
+        if not hardware_fp:
+            parts.append("the hardware's product UUID is no longer readable")
+        elif not previous.hardware_fp:
+            parts.append("a hardware product UUID is now readable")
+        else:
+            parts.append("the hardware's product UUID changed (was the hardware replaced?)")
+    return " and ".join(parts) or "the computer ID changed"
 
 
 class Startup:
     def __init__(self, app: Daemon) -> None:
         self.app = app
+        self.marker_checked = False
+        self._marker_generation = -1
+        self._synced_at = 0.0
+
+    # -- every node, once after READY=1
+
+    async def node_checks(self) -> None:
+        app = self.app
+        app.set_activity("checking for identity changes and restores")
+        try:
+            await self.check_identity()
+            await self.check_marker()
+        except StoreUnavailableError as exc:
+            log.warning("start-up checks postponed: store unavailable", reason=exc)
+            return
+        finally:
+            app.set_activity("idle")
+
+    async def check_identity(self) -> None:
+        app = self.app
+        previous = app.cluster.previous_node
+        identity = app.identity
+        if previous is None or previous.computer_id == identity.computer_id:
+            return
+        what = changed_part(previous, identity.machine_fingerprint, identity.hardware_fingerprint or "")
+        old = previous.computer_id
+        reason = (
+            f"this node's computer ID changed from {old} to {identity.computer_id}: {what}. "
+            f"Transfer the license: `{CTL} license transfer --replace {old}`"
+        )
+        log.warning("computer ID changed: the license must be transferred", node=app.node, change=what)
+
+        def write(tx: Tx) -> list[str]:
+            flagged = []
+            for row in tenant_q.all_tenants(tx):
+                if row.license is None or old not in self._licensed_ids(row):
+                    continue
+                if tenant_q.set_flag(tx, row.id, "needs_transfer", "identity", reason):
+                    msg_q.notify(tx, row.id, "error", "needs_transfer", "License must be transferred", reason)
+                    flagged.append(row.id)
+            return flagged
+
+        flagged = await app.db.write(write)
+        await app.refresh()
+        for tenant in flagged:
+            log.warning("tenant needs a transfer", tenant=tenant)
+
+    def _licensed_ids(self, row: tenant_q.TenantRow) -> list[str]:
+        return self.app.licensing.licensed_ids(row)
+
+    async def check_marker(self) -> None:
+        """Compare the store with this node's marker; a store that went back in time was restored."""
+        app = self.app
+        marker = app.local.read_marker()
+        snapshot = app.view.snapshot
+        self.marker_checked = True
+        if marker is None or not marker.store_id:
+            await self.sync_local_state(force=True)
+            return
+        if marker.store_id != snapshot.store_id:
+            why = "the store was replaced (another store id)"
+        elif snapshot.generation < marker.generation:
+            why = (
+                f"the store went back in time (generation {snapshot.generation}, "
+                f"last seen {marker.generation})"
+            )
+        else:
+            await self.sync_local_state(force=True)
+            return
+        log.warning("restore detected", reason=why)
+        await self.flag_restore([t for t in app.view.tenants], why)
+        await self.sync_local_state(force=True)
+
+    async def flag_restore(self, tenants: list[str], why: str) -> None:
+        app = self.app
+        reason = f"restored from a backup: {why}; the license is reactivated automatically"
+
+        def write(tx: Tx) -> None:
+            for tenant in tenants:
+                if tenant_q.set_flag(tx, tenant, "needs_reactivation", "restore", reason):
+                    msg_q.notify(tx, tenant, "warning", "restore_detected", "Restore detected", reason)
+
+        await app.db.write(write)
+        await app.refresh()
+        app.reactivator.wake()
+
+    async def sync_local_state(self, force: bool = False) -> None:
+        """Record the store's generation and keep a verified copy of every license in state_dir.
+
+        Runs after the start-up check, when the generation moved, at most every few seconds
+        (a tenant check of thousands of tenants must not rewrite the copies each time).
+        """
+        view = self.app.view
+        if not self.marker_checked or view.snapshot.generation == self._marker_generation:
+            return
+        if not force and time.monotonic() - self._synced_at < SYNC_INTERVAL:
+            return
+        self._synced_at = time.monotonic()
+        self._marker_generation = view.snapshot.generation
+        documents = {
+            name: tenant.row.license.document
+            for name, tenant in view.tenants.items()
+            if tenant.row.license is not None and tenant.payload is not None and tenant.state != "invalid"
+        }
+        await anyio.to_thread.run_sync(self.app.local.save_licenses, documents)
+        licenses = {
+            name: tenant.payload.license_id
+            for name, tenant in view.tenants.items()
+            if tenant.payload is not None
+        }
+        marker = Marker(view.snapshot.store_id, view.snapshot.generation, licenses)
+        if marker != self.app.local.read_marker():
+            await anyio.to_thread.run_sync(self.app.local.write_marker, marker)
+
+    # -- the coordinator, once per take-over
 
     async def run(self) -> None:
+        """Coordinator duty: seeds and the portal check first, then keep reactivating what needs it."""
         await self.activate_seeds()
+        await self.check_portal_current()
+        await self.app.reactivator.run()
 
     async def activate_seeds(self) -> None:
         """Activate each seeded tenant that has an activation key and no license yet."""
         app = self.app
         for seed in app.config.tenants:
             view = app.view.tenants.get(seed.id)
-            if not seed.activation_key or view is None or view.state != "unlicensed":
+            if not seed.activation_key or view is None or view.state != "unlicensed" or view.row.flag:
                 continue
             app.set_activity(f"activating tenant {seed.id}")
 
@@ -42,4 +197,53 @@ class Startup:
                 )
             except VarlinkError as exc:
                 log.warning("activation from the configuration failed", tenant=seed.id, reason=exc.sentence())
-        app.set_activity("idle")
+            finally:
+                app.set_activity("idle")
+
+    async def check_portal_current(self) -> None:
+        """Ask the portal for each tenant's newest license; a newer one than ours means a restore."""
+        app = self.app
+        if not app.config.portal.url:
+            return
+        restored: list[str] = []
+        app.set_activity("asking the portal for the current licenses")
+        limiter = anyio.CapacityLimiter(app.config.portal.max_concurrency)
+
+        async def ask(tenant: str, license_id: str, key: str, issued_at: float) -> None:
+            async with limiter, app.tenant_lock(tenant):
+                try:
+                    current = await app.portal.get(
+                        "/licenses/current",
+                        {"tenant_id": tenant, "integrity_key": key},
+                        what="licenses/current",
+                    )
+                except (PortalUnreachable, PortalRejected, PortalNotConfigured) as exc:
+                    log.info("portal's current license unknown", tenant=tenant, reason=exc.short_name)
+                    return
+                portal_id = str(current.get("license_id", ""))
+                if portal_id in ("", license_id) or str(current.get("issued_at", "")) <= rfc3339(issued_at):
+                    return
+                # A license this store never installed: the store lost it, so it was restored.
+                if portal_id not in await app.db.read(tenant_q.license_ids, tenant):
+                    restored.append(tenant)
+
+        try:
+            async with anyio.create_task_group() as tg:
+                for name, view in app.view.tenants.items():
+                    if view.payload is not None:
+                        tg.start_soon(
+                            ask,
+                            name,
+                            view.payload.license_id,
+                            view.payload.integrity_key,
+                            view.payload.issued_at.timestamp(),
+                        )
+        finally:
+            app.set_activity("idle")
+        if restored:
+            log.warning(
+                "the portal issued newer licenses than the stored ones: restore", tenants=",".join(restored)
+            )
+            await self.flag_restore(
+                sorted(restored), "the License Portal issued a newer license than the stored one"
+            )

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from paragon_licensed.daemon import wire
 from paragon_licensed.daemon.states import TenantView, evaluate
+from paragon_licensed.daemon.store import messages as msg_q
 from paragon_licensed.daemon.store import nodes as node_q
 from paragon_licensed.daemon.store import tenants as tenant_q
 from paragon_licensed.daemon.store.db import Tx
@@ -32,6 +33,7 @@ class Snapshot:
     tenants: list[tenant_q.TenantRow] = field(default_factory=list)
     nodes: list[node_q.NodeRow] = field(default_factory=list)
     lease: node_q.LeaseRow | None = None
+    last_notification: int = 0
 
 
 def read_snapshot(tx: Tx) -> Snapshot:
@@ -44,6 +46,7 @@ def read_snapshot(tx: Tx) -> Snapshot:
         tenants=tenant_q.all_tenants(tx),
         nodes=node_q.all_nodes(tx),
         lease=node_q.lease(tx),
+        last_notification=msg_q.last_notification_id(tx),
     )
 
 
@@ -69,6 +72,14 @@ class View:
         self._status = None
         return changed
 
+    def update_tenant(self, row: tenant_q.TenantRow) -> TenantView | None:
+        """Take one tenant's new row; return its view when its state changed."""
+        view = evaluate(self.app, row)
+        old = self.tenants.get(row.id)
+        self.tenants[row.id] = view
+        self._status = None
+        return view if old is None or old.state != view.state else None
+
     def invalidate(self) -> None:
         self._status = None
 
@@ -85,6 +96,9 @@ class View:
     def node_list(self) -> list[wire.Node]:
         timeout = self.app.config.cluster.node_timeout
         coordinator = self.coordinator()
+        names_by_id: dict[str, list[str]] = {}
+        for n in self.snapshot.nodes:
+            names_by_id.setdefault(n.computer_id, []).append(n.name)
         return [
             wire.Node(
                 name=n.name,
@@ -96,6 +110,7 @@ class View:
                 seconds_since_seen=round(max(n.age, 0.0), 1),
                 coordinator=n.name == coordinator,
                 this_node=n.name == self.app.node,
+                problem=_duplicate(n.name, names_by_id[n.computer_id]),
             )
             for n in self.snapshot.nodes
         ]
@@ -125,3 +140,13 @@ class View:
             nodes=self.node_list(),
             tenants=[t.to_wire() for t in self.tenants.values()],
         )
+
+
+def _duplicate(name: str, names: list[str]) -> str | None:
+    others = [other for other in names if other != name]
+    if not others:
+        return None
+    return (
+        f"DuplicateComputerId: same computer ID as {', '.join(others)} (a cloned machine?); give each "
+        "node its own machine-id (systemd-machine-id-setup) and restart it"
+    )

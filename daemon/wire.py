@@ -51,6 +51,7 @@ class Node(Struct, frozen=True):
     seconds_since_seen: float
     coordinator: bool
     this_node: bool
+    problem: str | None = None
 
 
 class TenantState(Struct, frozen=True):

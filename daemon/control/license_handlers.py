@@ -35,8 +35,8 @@ def actor(ctx: CallContext) -> str:
 
 
 async def _run_job(ctx: CallContext, kind: str, tenant: str, params: dict[str, Any]) -> wire.Outcome:
-    async def emit(step: wire.Step) -> None:
-        await ctx.emit(wire.OperationOut(step=step))
+    async def emit(step: dict[str, Any]) -> None:
+        await ctx.emit(wire.OperationOut(step=msgspec.convert(step, wire.Step)))
 
     job_id = await ctx.app.jobs.submit(kind, tenant, params, actor(ctx))
     result = await ctx.app.jobs.wait(job_id, emit)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from paragon_licensed.daemon import wire
+from paragon_licensed.daemon.control import admin_handlers as admin
 from paragon_licensed.daemon.control import license_handlers as lic
 from paragon_licensed.daemon.control import status_handlers as status
 from paragon_licensed.daemon.control.server import CallContext
@@ -34,4 +35,12 @@ METHODS: dict[str, Method] = {
     "ImportLicense": Method(lic.import_license, wire.ImportLicenseIn, changing=True),
     "Transfer": Method(lic.transfer, wire.TransferIn, changing=True),
     "ListNodes": Method(status.list_nodes, wire.Empty),
+    "ForgetNode": Method(admin.forget_node, wire.ForgetNodeIn, changing=True),
+    "ListTenants": Method(admin.list_tenants, wire.Empty),
+    "SetTenant": Method(admin.set_tenant, wire.SetTenantIn, changing=True),
+    "SetCloudAdminEmail": Method(admin.set_cloud_admin_email, wire.SetCloudAdminEmailIn, changing=True),
+    "RunTenantCheck": Method(admin.run_tenant_check, wire.Empty, changing=True),
+    "ListNotifications": Method(admin.list_notifications, wire.ListNotificationsIn),
+    "AckNotifications": Method(admin.ack_notifications, wire.AckNotificationsIn, changing=True),
+    "Watch": Method(admin.watch, wire.Empty, needs_more=True),
 }

@@ -149,9 +149,7 @@ class Database:
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         """Run fn(tx, *args) in a read transaction on a worker thread."""
-        return await anyio.to_thread.run_sync(
-            lambda: self.read_sync(fn, *args), limiter=self._limiter
-        )
+        return await anyio.to_thread.run_sync(lambda: self.read_sync(fn, *args), limiter=self._limiter)
 
     async def write(self, fn: Callable[..., T], *args: Any, fence: Fence | None = None) -> T:
         """Run fn(tx, *args) in a write transaction (fenced when a fence is given)."""

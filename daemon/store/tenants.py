@@ -31,6 +31,7 @@ class TenantRow:
     created_at: float
     flag: str  # "", "needs_reactivation" or "needs_transfer"
     flag_reason: str
+    flag_cause: str  # restore, upgrade, identity, nodes: what the flag is about
     flag_since: float | None
     grace_until: float | None
     retry_count: int
@@ -50,24 +51,25 @@ _LICENSE_COLUMNS = (
     "l.valid_until, l.installed_at, l.installed_by, l.cause"
 )
 _TENANT_SELECT = (
-    "SELECT t.id, t.admin_email, t.created_at, t.flag, t.flag_reason, t.flag_since, t.grace_until, "
-    f"t.retry_count, t.next_retry_at, {_LICENSE_COLUMNS} "
+    "SELECT t.id, t.admin_email, t.created_at, t.flag, t.flag_reason, t.flag_cause, t.flag_since, "
+    f"t.grace_until, t.retry_count, t.next_retry_at, {_LICENSE_COLUMNS} "
     "FROM tenants t LEFT JOIN licenses l ON l.id = t.license_row"
 )
 
 
 def _tenant(row: tuple[Any, ...]) -> TenantRow:
-    license_row = LicenseRow(*row[9:]) if row[9] is not None else None
+    license_row = LicenseRow(*row[10:]) if row[10] is not None else None
     return TenantRow(
         id=row[0],
         admin_email=row[1],
         created_at=row[2],
         flag=row[3],
         flag_reason=row[4],
-        flag_since=row[5],
-        grace_until=row[6],
-        retry_count=row[7],
-        next_retry_at=row[8],
+        flag_cause=row[5],
+        flag_since=row[6],
+        grace_until=row[7],
+        retry_count=row[8],
+        next_retry_at=row[9],
         license=license_row,
     )
 
@@ -162,8 +164,8 @@ def install_license(
             ),
         )
     tx.execute(
-        "UPDATE tenants SET license_row = ?, flag = '', flag_reason = '', flag_since = NULL, "
-        "grace_until = NULL, retry_count = 0, next_retry_at = NULL WHERE id = ?",
+        "UPDATE tenants SET license_row = ?, flag = '', flag_reason = '', flag_cause = '', "
+        "flag_since = NULL, grace_until = NULL, retry_count = 0, next_retry_at = NULL WHERE id = ?",
         (existing, tenant_id),
     )
     for order_id, product in orders:
@@ -181,32 +183,55 @@ def set_flag(
     tx: Tx,
     tenant_id: str,
     flag: str,
+    cause: str,
     reason: str,
     grace_until: float | None = None,
     next_retry_at: float | None = None,
-) -> None:
-    """Mark a tenant as needing reactivation or a transfer (keeping the first time it was)."""
+) -> bool:
+    """Mark a tenant as needing reactivation or a transfer; False when it already was, for this cause.
+
+    The first time it was flagged, the retry count and the grace period are kept
+    while the flag stays the same.
+    """
+    current = tx.one("SELECT flag, flag_cause FROM tenants WHERE id = ?", (tenant_id,))
+    if current is None:
+        return False
+    if (current[0], current[1]) == (flag, cause):
+        return False
     tx.execute(
-        "UPDATE tenants SET flag = ?, flag_reason = ?, "
+        "UPDATE tenants SET flag = ?, flag_cause = ?, flag_reason = ?, "
         "flag_since = CASE WHEN flag = ? THEN flag_since ELSE {now} END, "
-        "grace_until = ?, next_retry_at = ?, "
-        "retry_count = CASE WHEN flag = ? THEN retry_count ELSE 0 END WHERE id = ?",
-        (flag, reason, flag, grace_until, next_retry_at, flag, tenant_id),
+        "grace_until = CASE WHEN flag = ? THEN coalesce(grace_until, ?) ELSE ? END, "
+        "next_retry_at = ?, retry_count = CASE WHEN flag = ? THEN retry_count ELSE 0 END WHERE id = ?",
+        (flag, cause, reason, flag, flag, grace_until, grace_until, next_retry_at, flag, tenant_id),
     )
     tx.bump_generation()
+    return True
 
 
-def schedule_retry(tx: Tx, tenant_id: str, next_retry_at: float) -> None:
+def schedule_retry(
+    tx: Tx, tenant_id: str, cause: str, reason: str, grace_until: float, next_retry_at: float
+) -> int:
+    """Record a failed reactivation: keep (or start) the grace period, count it, set the next try.
+
+    Returns how many attempts have failed since the tenant was flagged.
+    """
     tx.execute(
-        "UPDATE tenants SET retry_count = retry_count + 1, next_retry_at = ? WHERE id = ?",
-        (next_retry_at, tenant_id),
+        "UPDATE tenants SET flag = 'needs_reactivation', "
+        "flag_cause = CASE WHEN flag = 'needs_reactivation' AND flag_cause <> '' THEN flag_cause ELSE ? END, "
+        "flag_reason = ?, flag_since = coalesce(flag_since, {now}), "
+        "grace_until = coalesce(grace_until, ?), retry_count = retry_count + 1, next_retry_at = ? "
+        "WHERE id = ?",
+        (cause, reason, grace_until, next_retry_at, tenant_id),
     )
+    tx.bump_generation()
+    return int(tx.scalar("SELECT retry_count FROM tenants WHERE id = ?", (tenant_id,)))
 
 
 def clear_flag(tx: Tx, tenant_id: str) -> None:
     tx.execute(
-        "UPDATE tenants SET flag = '', flag_reason = '', flag_since = NULL, grace_until = NULL, "
-        "retry_count = 0, next_retry_at = NULL WHERE id = ?",
+        "UPDATE tenants SET flag = '', flag_reason = '', flag_cause = '', flag_since = NULL, "
+        "grace_until = NULL, retry_count = 0, next_retry_at = NULL WHERE id = ?",
         (tenant_id,),
     )
     tx.bump_generation()
@@ -218,6 +243,11 @@ def license_history(tx: Tx, tenant_id: str, limit: int = 50) -> list[LicenseRow]
         (tenant_id, limit),
     )
     return [LicenseRow(*r) for r in rows]
+
+
+def license_ids(tx: Tx, tenant_id: str) -> set[str]:
+    """Every license this store ever installed for the tenant."""
+    return {str(r[0]) for r in tx.all("SELECT license_id FROM licenses WHERE tenant_id = ?", (tenant_id,))}
 
 
 def orders_used(tx: Tx, integrity_key: str) -> list[tuple[str, str]]:

@@ -1,0 +1,91 @@
+"""`ctl tenants`, `ctl tenants set`, `ctl tenants check` and `ctl cloud set-admin-email`."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from paragon_licensed.ctl.main import Context
+from paragon_licensed.ctl.output import date, emit_json, human, out, table
+
+
+def list_tenants(ctx: Context) -> int:
+    tenants = ctx.call("ListTenants")["tenants"]
+    if ctx.json:
+        emit_json(tenants)
+        return 0
+    rows = [
+        (
+            t["tenant"],
+            human(t["state"]),
+            date(t["valid_until"]),
+            t["support_id"] or "",
+            t["admin_email"] or "-",
+        )
+        for t in tenants
+    ]
+    out(table(("TENANT", "STATE", "VALID UNTIL", "SUPPORT ID", "ADMIN E-MAIL"), rows))
+    return 0
+
+
+def set_tenant(ctx: Context) -> int:
+    params: dict[str, Any] = {"tenant": ctx.args.tenant}
+    if ctx.args.admin_email is not None:
+        params["admin_email"] = ctx.args.admin_email
+    tenant = ctx.call("SetTenant", params)["tenant"]
+    if ctx.json:
+        emit_json(tenant)
+        return 0
+    email = tenant["admin_email"] or "not set"
+    out(f"Tenant {tenant['tenant']}: {human(tenant['state'])}, administrator e-mail {email}.")
+    return 0
+
+
+def set_cloud_admin_email(ctx: Context) -> int:
+    ctx.call("SetCloudAdminEmail", {"email": ctx.args.email})
+    if ctx.json:
+        emit_json({"email": ctx.args.email})
+    else:
+        out(f"Cloud administrator e-mail set to {ctx.args.email or '(none)'}.")
+    return 0
+
+
+def _bar(done: int, total: int, width: int = 30) -> str:
+    filled = width * done // total if total else width
+    return f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
+
+
+def check(ctx: Context) -> int:
+    """Run the tenant license processing now: a progress bar, then a summary table."""
+    results: list[dict[str, Any]] = []
+    interactive = sys.stdout.isatty() and not ctx.json
+    with ctx.connect(timeout=None) as client:
+        for reply in client.stream("RunTenantCheck"):
+            progress = reply.get("progress")
+            if progress and not ctx.json:
+                line = _bar(progress["done"], progress["total"])
+                if interactive:
+                    sys.stdout.write("\r" + line)
+                    sys.stdout.flush()
+                elif progress["done"] in (0, progress["total"]):
+                    out(line)
+            if reply.get("results") is not None:
+                results = reply["results"]
+    if interactive:
+        out()
+    if ctx.json:
+        emit_json(results)
+    else:
+        counts = {
+            k: sum(1 for r in results if r["outcome"] == k) for k in ("reactivated", "failed", "skipped")
+        }
+        shown = [r for r in results if r["outcome"] != "skipped"]
+        if shown:
+            out(
+                table(
+                    ("TENANT", "OUTCOME", "VALID UNTIL", "REASON"),
+                    [(r["tenant"], r["outcome"], date(r["valid_until"]), r["reason"]) for r in shown],
+                )
+            )
+        out(f"{counts['reactivated']} reactivated, {counts['failed']} failed, {counts['skipped']} skipped.")
+    return 1 if any(r["outcome"] == "failed" for r in results) else 0
