@@ -75,6 +75,7 @@ class Daemon:
         self._last_notification = -1
         self.identity: Identity
         self.store_problem: str | None = None
+        self.store_opened = False
         self.activity = "starting"
         self.started = time.monotonic()
         self._coordinator_duties: list[Callable[[], Awaitable[None]]] = [
@@ -178,7 +179,8 @@ class Daemon:
         )
         if self.build.problem:
             log.warning(f"product build unknown: {self.build.problem}")
-        await self._open_store()
+        self.store_problem = "not connected yet"
+        self.view.load_local(self.local.load_licenses())
         try:
             control = bind(self.config.control.socket)
         except SocketInUse as exc:
@@ -193,22 +195,30 @@ class Daemon:
                 tg.start_soon(self.server.serve, listener)
                 tg.start_soon(self._signals, tg.cancel_scope)
                 tg.start_soon(self._watchdog)
-                tg.start_soon(self.cluster.run)
-                self.set_activity("idle")
                 self.notifier.ready(f"serving on {control.path}")
                 log.info("ready", socket=control.path, seconds=round(time.monotonic() - self.started, 3))
-                tg.start_soon(self.startup.node_checks)
+                tg.start_soon(self._with_store)
         finally:
             self.notifier.stopping()
             remove(control)
-            with anyio.CancelScope(shield=True):
-                await self.cluster.shutdown()
-                with contextlib.suppress(StoreUnavailableError, OSError):
-                    await self.refresh()
-                    await self.startup.sync_local_state(force=True)
+            with anyio.CancelScope(shield=True), anyio.move_on_after(3):
+                if self.store_opened:
+                    await self.cluster.shutdown()
+                    with contextlib.suppress(StoreUnavailableError, OSError):
+                        await self.refresh()
+                        await self.startup.sync_local_state(force=True)
             self.db.close()
             log.info("stopped", node=self.node)
         return 0
+
+    async def _with_store(self) -> None:
+        """Open the store (waiting for it if it is down), then run the checks and the cluster loops."""
+        self.set_activity("opening the store")
+        await self._open_store()
+        self.set_activity("idle")
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self.startup.node_checks)
+            tg.start_soon(self.cluster.run)
 
     async def _open_store(self) -> None:
         """Migrate, register this node and seed tenants; while the store is down, keep trying."""
@@ -222,6 +232,7 @@ class Daemon:
                 await self.db.write(self._seed_tenants)
                 await self.refresh()
                 self.store_problem = None
+                self.store_opened = True
                 return
             except StoreUnavailableError as exc:
                 self.store_problem = str(exc)

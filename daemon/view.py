@@ -72,6 +72,40 @@ class View:
         self._status = None
         return changed
 
+    def load_local(self, documents: dict[str, str]) -> None:
+        """Before the store answers: the licenses from this node's verified local copies."""
+        rows = []
+        for index, (tenant, document) in enumerate(sorted(documents.items())):
+            license_row = tenant_q.LicenseRow(
+                row=-1 - index,  # not a store row: negative, so the verifier's cache never mixes them
+                tenant_id=tenant,
+                license_id="",
+                document=document,
+                build="",
+                integrity_key="",
+                issued_at=0.0,
+                valid_until=0.0,
+                installed_at=0.0,
+                installed_by="local copy",
+                cause="local copy",
+            )
+            rows.append(
+                tenant_q.TenantRow(
+                    id=tenant,
+                    admin_email="",
+                    created_at=0.0,
+                    flag="",
+                    flag_reason="",
+                    flag_cause="",
+                    flag_since=None,
+                    grace_until=None,
+                    retry_count=0,
+                    next_retry_at=None,
+                    license=license_row,
+                )
+            )
+        self.load(Snapshot(tenants=rows))
+
     def update_tenant(self, row: tenant_q.TenantRow) -> TenantView | None:
         """Take one tenant's new row; return its view when its state changed."""
         view = evaluate(self.app, row)
