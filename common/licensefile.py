@@ -117,7 +117,11 @@ class Order(msgspec.Struct, frozen=True):
 
 
 class Payload(msgspec.Struct, frozen=True):
-    """The signed content of a license, in its pinned field order."""
+    """The signed content of a license, in its pinned field order.
+
+    Timestamps decode to timezone-aware datetimes. Fields this version does not know
+    are ignored when decoding (the signature still covers them).
+    """
 
     format: Literal[1]
     license_id: NonEmpty
@@ -258,7 +262,7 @@ def public_key_pem(public_key: Ed25519PublicKey) -> bytes:
     )
 
 
-def write_new_file(path: Path, data: bytes, mode: int) -> None:
+def _write_new_file(path: Path, data: bytes, mode: int) -> None:
     """Create ``path`` with ``mode`` from its first byte on; refuse to replace an existing file.
 
     The content goes to a temporary file that is linked into place, so a crash leaves
@@ -289,8 +293,8 @@ def generate_keypair(out_dir: str | os.PathLike[str]) -> str:
     directory.mkdir(parents=True, exist_ok=True)
     private_key = Ed25519PrivateKey.generate()
     kid = key_id(private_key.public_key())
-    write_new_file(directory / PRIVATE_KEY_NAME, private_key_pem(private_key), 0o600)
-    write_new_file(directory / f"{kid}.pub", public_key_pem(private_key.public_key()), 0o644)
+    _write_new_file(directory / PRIVATE_KEY_NAME, private_key_pem(private_key), 0o600)
+    _write_new_file(directory / f"{kid}.pub", public_key_pem(private_key.public_key()), 0o644)
     return kid
 
 
@@ -445,7 +449,9 @@ def extract_license(text: str) -> str:
 
 
 def _header(lines: Sequence[str]) -> str:
-    return "".join(f"# {' '.join(line.split())}\n" for line in lines)
+    """``# `` comment lines (each squeezed to one line), then a blank line, if any."""
+    text = "".join(f"# {' '.join(line.split())}\n" for line in lines)
+    return text + "\n" if text else ""
 
 
 def encode_request(body: Mapping[str, Any], header_lines: Sequence[str]) -> str:
@@ -455,7 +461,7 @@ def encode_request(body: Mapping[str, Any], header_lines: Sequence[str]) -> str:
     """
     if body.get("kind") not in REQUEST_KINDS:
         raise ValueError(f"an offline request needs a kind among {', '.join(REQUEST_KINDS)}")
-    return _header(header_lines) + "\n" + _armor(REQUEST_LABEL, msgspec.json.encode(dict(body)))
+    return _header(header_lines) + _armor(REQUEST_LABEL, msgspec.json.encode(dict(body)))
 
 
 def decode_request(text: str) -> dict[str, Any]:
@@ -484,7 +490,7 @@ def request_header_lines(tenant_id: str, kind: str, created: datetime) -> list[s
 
 def encode_response(license_text: str, header_lines: Sequence[str]) -> str:
     """An offline response file: ``# `` header lines, then the armored license."""
-    return _header(header_lines) + "\n" + extract_license(license_text)
+    return _header(header_lines) + extract_license(license_text)
 
 
 def reasons() -> tuple[RejectReason, ...]:
