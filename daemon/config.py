@@ -133,6 +133,7 @@ class MailConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename
     smtp_host: str = "localhost"
     smtp_port: int = 25
     starttls: bool = False
+    ca_bundle: str = ""
     username: str = ""
     password_file: str = ""
     sender: str = "paragon-licensed@localhost"
@@ -249,7 +250,9 @@ def resolve_paths(config: Config, base: Path) -> Config:
             public_keys=[fix(p) for p in config.portal.public_keys],
             ca_bundle=fix(config.portal.ca_bundle),
         ),
-        mail=replace(config.mail, password_file=fix(config.mail.password_file)),
+        mail=replace(
+            config.mail, password_file=fix(config.mail.password_file), ca_bundle=fix(config.mail.ca_bundle)
+        ),
     )
 
 

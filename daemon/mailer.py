@@ -62,7 +62,7 @@ def send(config: MailConfig, message: EmailMessage) -> None:
     """One SMTP delivery (blocking: called in a worker thread)."""
     with smtplib.SMTP(config.smtp_host, config.smtp_port, timeout=config.timeout) as smtp:
         if config.starttls:
-            smtp.starttls(context=ssl.create_default_context())
+            smtp.starttls(context=ssl.create_default_context(cafile=config.ca_bundle or None))
         if config.username:
             password = smtp_password(config)
             if password is None:
