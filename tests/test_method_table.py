@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import varlink  # type: ignore[import-untyped]
+import varlink
 
 from paragon_licensed.ctl.main import COMMANDS
 from paragon_licensed.daemon.control.methods import METHODS
