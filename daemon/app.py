@@ -47,6 +47,9 @@ from paragon_licensed.daemon.verifier import Verifier
 from paragon_licensed.daemon.view import View, read_snapshot
 from paragon_licensed.licensefile import KeyFileError
 
+SWEEP_INTERVAL = 30.0
+STORE_WAIT = 3.0
+
 
 class Daemon:
     version = __version__
@@ -119,7 +122,7 @@ class Daemon:
 
     async def refresh(self) -> None:
         """Read the store again and publish the tenants whose state changed."""
-        snapshot = await self.db.read(read_snapshot)
+        snapshot = await self.db.read(read_snapshot, self.view.since())
         self.apply_snapshot(snapshot)
         await self.publish_notifications()
 
@@ -193,11 +196,13 @@ class Daemon:
             listener = await anyio.abc.SocketListener.from_socket(control.sock)
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self.server.serve, listener)
-                tg.start_soon(self._signals, tg.cancel_scope)
+                await tg.start(self._signals, tg.cancel_scope)
                 tg.start_soon(self._watchdog)
+                # Normally the store answers at once and READY=1 means "fully up"; a store that is
+                # down must not keep the node from serving what it knows from its local copies.
+                await tg.start(self._with_store)
                 self.notifier.ready(f"serving on {control.path}")
                 log.info("ready", socket=control.path, seconds=round(time.monotonic() - self.started, 3))
-                tg.start_soon(self._with_store)
         finally:
             self.notifier.stopping()
             remove(control)
@@ -211,14 +216,25 @@ class Daemon:
             log.info("stopped", node=self.node)
         return 0
 
-    async def _with_store(self) -> None:
-        """Open the store (waiting for it if it is down), then run the checks and the cluster loops."""
+    async def _with_store(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Open the store (waiting for it if it is down), then run the checks and the cluster loops.
+
+        Reports itself started once the store is open, or after STORE_WAIT if it is not.
+        """
         self.set_activity("opening the store")
-        await self._open_store()
+        with anyio.move_on_after(STORE_WAIT):
+            await self._open_store()
+        task_status.started()
+        if not self.store_opened:
+            log.warning("serving from the local license copies until the store answers")
+            await self._open_store()
         self.set_activity("idle")
         async with anyio.create_task_group() as tg:
             tg.start_soon(self.startup.node_checks)
             tg.start_soon(self.cluster.run)
+            tg.start_soon(self._sweep)
 
     async def _open_store(self) -> None:
         """Migrate, register this node and seed tenants; while the store is down, keep trying."""
@@ -249,8 +265,11 @@ class Daemon:
         if cloud and not tenant_q.meta(tx).cloud_admin_email:
             tenant_q.set_cloud_admin_email(tx, cloud)
 
-    async def _signals(self, scope: anyio.CancelScope) -> None:
+    async def _signals(
+        self, scope: anyio.CancelScope, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+            task_status.started()  # the handlers are installed before READY=1 is sent
             async for signum in signals:
                 if signum == signal.SIGHUP:
                     await self.reload()
@@ -288,6 +307,13 @@ class Daemon:
 
     def db_guard(self) -> _StoreGuard:
         return _StoreGuard(self)
+
+    async def _sweep(self) -> None:
+        """Evaluate every tenant again now and then: licenses expire and grace periods end with time."""
+        while True:
+            await anyio.sleep(SWEEP_INTERVAL)
+            for tenant in await self.view.reevaluate():
+                self.events.emit("state_changed", tenant.reason, tenant=tenant.tenant, state=tenant.state)
 
     async def _watchdog(self) -> None:
         interval = watchdog_interval()

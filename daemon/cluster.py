@@ -84,7 +84,7 @@ class Cluster:
         while True:
             interval = app.config.cluster.heartbeat
             try:
-                snapshot = await app.db.write(self._beat)
+                snapshot = await app.db.write(self._beat, app.view.since())
             except StoreUnavailableError as exc:
                 failures += 1
                 if app.store_problem is None:
@@ -97,12 +97,15 @@ class Cluster:
                 log.info("store available again")
                 app.store_problem = None
             failures = 0
+            went_back = snapshot.full and bool(app.view.snapshot.store_id)
             app.apply_snapshot(snapshot)
+            if went_back:
+                await app.startup.check_marker()
             await app.publish_notifications()
             await app.startup.sync_local_state()
             await anyio.sleep(interval)
 
-    def _beat(self, tx: Tx) -> Snapshot:
+    def _beat(self, tx: Tx, since: tuple[str, int] | None) -> Snapshot:
         if not node_q.heartbeat(tx, self.app.node):
             identity = self.app.identity
             node_q.register(
@@ -114,7 +117,7 @@ class Cluster:
                 self.app.build.value or "",
                 self.app.version,
             )
-        return read_snapshot(tx)
+        return read_snapshot(tx, since)
 
     async def _lease_loop(self) -> None:
         app = self.app

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import anyio
+
 from paragon_licensed.daemon import wire
 from paragon_licensed.daemon.states import TenantView, evaluate
 from paragon_licensed.daemon.store import messages as msg_q
@@ -34,19 +36,32 @@ class Snapshot:
     nodes: list[node_q.NodeRow] = field(default_factory=list)
     lease: node_q.LeaseRow | None = None
     last_notification: int = 0
+    full: bool = True  # tenants holds every tenant, not only those changed since the last look
 
 
-def read_snapshot(tx: Tx) -> Snapshot:
+def read_snapshot(tx: Tx, since: tuple[str, int] | None = None) -> Snapshot:
+    """What the store holds now; with `since` (store id, generation), only the tenants changed since.
+
+    A store with another id, or whose generation went back, is read in full.
+    """
     meta = tenant_q.meta(tx)
+    full = since is None or since[0] != meta.store_id or meta.generation < since[1]
+    if full:
+        tenants = tenant_q.all_tenants(tx)
+    elif since is not None and meta.generation > since[1]:
+        tenants = tenant_q.changed_since(tx, since[1])
+    else:
+        tenants = []
     return Snapshot(
         generation=meta.generation,
         store_id=meta.store_id,
         db_now=tx.now(),
         cloud_admin_email=meta.cloud_admin_email,
-        tenants=tenant_q.all_tenants(tx),
+        tenants=tenants,
         nodes=node_q.all_nodes(tx),
         lease=node_q.lease(tx),
         last_notification=msg_q.last_notification_id(tx),
+        full=full,
     )
 
 
@@ -57,18 +72,36 @@ class View:
         self.tenants: dict[str, TenantView] = {}
         self._status: wire.Status | None = None
 
+    def since(self) -> tuple[str, int] | None:
+        """Where the next snapshot may start from (None before the store was read in full)."""
+        if not self.snapshot.store_id:
+            return None
+        return self.snapshot.store_id, self.snapshot.generation
+
     def load(self, snapshot: Snapshot) -> list[TenantView]:
-        """Take a new snapshot; return the tenants whose state changed."""
+        """Take a new snapshot (all tenants, or the changed ones); return those whose state changed."""
+        nodes_changed = [n.computer_id for n in snapshot.nodes] != [
+            n.computer_id for n in self.snapshot.nodes
+        ]
+        tenants = snapshot.tenants
+        if snapshot.full:
+            rows = tenants
+        elif nodes_changed:
+            # The integrity key of every tenant depends on the node set: evaluate them all again.
+            changed_ids = {row.id for row in tenants}
+            rows = [v.row for k, v in self.tenants.items() if k not in changed_ids] + tenants
+        else:
+            rows = tenants
         self.snapshot = snapshot
         changed = []
-        fresh: dict[str, TenantView] = {}
-        for row in snapshot.tenants:
+        fresh: dict[str, TenantView] = {} if snapshot.full else dict(self.tenants)
+        for row in rows:
             view = evaluate(self.app, row)
             old = self.tenants.get(row.id)
             if old is None or old.state != view.state:
                 changed.append(view)
             fresh[row.id] = view
-        self.tenants = fresh
+        self.tenants = dict(sorted(fresh.items()))
         self._status = None
         return changed
 
@@ -117,9 +150,23 @@ class View:
     def invalidate(self) -> None:
         self._status = None
 
-    def reevaluate(self) -> list[TenantView]:
-        """Evaluate again without reading the store (time passes, licenses expire)."""
-        return self.load(self.snapshot)
+    async def reevaluate(self, chunk: int = 200) -> list[TenantView]:
+        """Evaluate every tenant again as time passes (licenses expire, grace ends), a chunk at a time
+        so that control calls keep being answered."""
+        changed = []
+        names = list(self.tenants)
+        for start in range(0, len(names), chunk):
+            for name in names[start : start + chunk]:
+                old = self.tenants.get(name)
+                if old is None:
+                    continue
+                view = evaluate(self.app, old.row)
+                self.tenants[name] = view
+                if view.state != old.state:
+                    changed.append(view)
+            await anyio.sleep(0)
+        self._status = None
+        return changed
 
     def coordinator(self) -> str | None:
         lease = self.snapshot.lease

@@ -74,6 +74,20 @@ def _tenant(row: tuple[Any, ...]) -> TenantRow:
     )
 
 
+def touch(tx: Tx, tenant_id: str) -> int:
+    """Count a change of one tenant: the store's generation moves and the tenant remembers it."""
+    generation = tx.bump_generation()
+    tx.execute("UPDATE tenants SET updated_gen = ? WHERE id = ?", (generation, tenant_id))
+    return generation
+
+
+def changed_since(tx: Tx, generation: int) -> list[TenantRow]:
+    """The tenants changed after `generation` (all of them for 0)."""
+    return [
+        _tenant(r) for r in tx.all(_TENANT_SELECT + " WHERE t.updated_gen > ? ORDER BY t.id", (generation,))
+    ]
+
+
 def meta(tx: Tx) -> Meta:
     row = tx.one("SELECT store_id, generation, cloud_admin_email FROM meta WHERE id = 1")
     assert row is not None, "the store has no meta row: migrations did not run"
@@ -97,14 +111,14 @@ def ensure_tenant(tx: Tx, tenant_id: str, admin_email: str = "") -> bool:
         "INSERT INTO tenants (id, admin_email, created_at) VALUES (?, ?, {now})",
         (tenant_id, admin_email),
     )
-    tx.bump_generation()
+    touch(tx, tenant_id)
     return True
 
 
 def set_admin_email(tx: Tx, tenant_id: str, email: str) -> bool:
     changed = tx.execute("UPDATE tenants SET admin_email = ? WHERE id = ?", (email, tenant_id)) > 0
     if changed:
-        tx.bump_generation()
+        touch(tx, tenant_id)
     return changed
 
 
@@ -175,7 +189,7 @@ def install_license(
             "DO UPDATE SET last_seen = {now}",
             (integrity_key, order_id, tenant_id, product),
         )
-    tx.bump_generation()
+    touch(tx, tenant_id)
     return True
 
 
@@ -205,7 +219,7 @@ def set_flag(
         "next_retry_at = ?, retry_count = CASE WHEN flag = ? THEN retry_count ELSE 0 END WHERE id = ?",
         (flag, cause, reason, flag, flag, grace_until, grace_until, next_retry_at, flag, tenant_id),
     )
-    tx.bump_generation()
+    touch(tx, tenant_id)
     return True
 
 
@@ -224,7 +238,7 @@ def schedule_retry(
         "WHERE id = ?",
         (cause, reason, grace_until, next_retry_at, tenant_id),
     )
-    tx.bump_generation()
+    touch(tx, tenant_id)
     return int(tx.scalar("SELECT retry_count FROM tenants WHERE id = ?", (tenant_id,)))
 
 
@@ -234,7 +248,7 @@ def clear_flag(tx: Tx, tenant_id: str) -> None:
         "grace_until = NULL, retry_count = 0, next_retry_at = NULL WHERE id = ?",
         (tenant_id,),
     )
-    tx.bump_generation()
+    touch(tx, tenant_id)
 
 
 def license_history(tx: Tx, tenant_id: str, limit: int = 50) -> list[LicenseRow]:
