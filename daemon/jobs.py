@@ -65,7 +65,11 @@ class Jobs:
             if job.state == "failed":
                 raise error_from_reply(job.error_name, job.error_params)
             waited = time.monotonic() - started
-            if (job.state == "pending" and waited > UNCLAIMED_TIMEOUT) or waited > timeout:
+            if job.state == "pending" and waited > UNCLAIMED_TIMEOUT:
+                error = OperationTimeout(operation=job.kind, seconds=int(waited))
+                if await self.app.db.write(job_q.give_up, job_id, error.name, error.parameters):
+                    raise error
+            elif waited > timeout:
                 raise OperationTimeout(operation=job.kind, seconds=int(waited))
             with anyio.move_on_after(POLL):
                 await self._changed.wait()
@@ -73,6 +77,8 @@ class Jobs:
     async def run(self) -> None:
         """Coordinator duty: take jobs one at a time, oldest first."""
         app = self.app
+        fence = app.cluster.fence()
+        await app.db.write(job_q.release_own, app.node, fence.term, fence=fence)
         while True:
             fence = app.cluster.fence()
             job = await app.db.write(job_q.claim_next, app.node, fence.term, fence=fence)

@@ -86,6 +86,27 @@ def claim_next(tx: Tx, node: str, term: int) -> JobRow | None:
     return get(tx, str(row[0]))
 
 
+def release_own(tx: Tx, node: str, term: int) -> int:
+    """Put back the jobs this coordinator had claimed but no longer runs (its runner restarted)."""
+    return tx.execute(
+        "UPDATE jobs SET state = 'pending', updated_at = {now} "
+        "WHERE state = 'running' AND claimed_by = ? AND claimed_term = ?",
+        (node, term),
+    )
+
+
+def give_up(tx: Tx, job_id: str, error_name: str, error_params: dict[str, Any]) -> bool:
+    """Fail a job nobody claimed in time, unless a coordinator took it meanwhile."""
+    return (
+        tx.execute(
+            "UPDATE jobs SET state = 'failed', error_name = ?, error_params = ?, params = '{}', "
+            "updated_at = {now} WHERE id = ? AND state = 'pending'",
+            (error_name, json.dumps(error_params), job_id),
+        )
+        > 0
+    )
+
+
 def add_progress(tx: Tx, job_id: str, step: dict[str, Any]) -> None:
     current = tx.scalar("SELECT progress FROM jobs WHERE id = ?", (job_id,))
     steps = json.loads(current) if current else []
