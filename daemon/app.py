@@ -143,8 +143,8 @@ class Daemon:
     async def publish_notifications(self) -> None:
         """Pass notifications written since the last look (by any node) to the watchers."""
         newest = self.view.snapshot.last_notification
-        if self._last_notification < 0:
-            self._last_notification = newest
+        if self._last_notification < 0 or not self.events.watched:
+            self._last_notification = newest  # nobody watches: nothing to read
         while newest > self._last_notification:
             rows = await self.db.read(msg_q.notifications_after, self._last_notification)
             if not rows:

@@ -22,6 +22,10 @@ class EventBus:
         self._watchers: set[MemoryObjectSendStream[wire.Event]] = set()
         self.dropped = 0
 
+    @property
+    def watched(self) -> bool:
+        return bool(self._watchers)
+
     def publish(self, event: wire.Event) -> None:
         for send in list(self._watchers):
             try:

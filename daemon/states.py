@@ -10,6 +10,7 @@ period); otherwise the validity decides.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,6 +43,11 @@ class TenantView:
     @property
     def valid_until(self) -> float | None:
         return self.payload.valid_until.timestamp() if self.payload else None
+
+    @functools.cached_property
+    def wire_state(self) -> wire.TenantState:
+        """The control interface's form, computed once per evaluation (status is asked often)."""
+        return self.to_wire()
 
     def to_wire(self) -> wire.TenantState:
         valid_until = self.valid_until

@@ -96,8 +96,11 @@ class View:
         changed = []
         fresh: dict[str, TenantView] = {} if snapshot.full else dict(self.tenants)
         for row in rows:
-            view = evaluate(self.app, row)
             old = self.tenants.get(row.id)
+            if old is not None and old.row == row and not nodes_changed:
+                fresh[row.id] = old  # this node already evaluated this very row
+                continue
+            view = evaluate(self.app, row)
             if old is None or old.state != view.state:
                 changed.append(view)
             fresh[row.id] = view
@@ -219,7 +222,7 @@ class View:
             is_coordinator=app.is_coordinator,
             activity=app.activity,
             nodes=self.node_list(),
-            tenants=[t.to_wire() for t in self.tenants.values()],
+            tenants=[t.wire_state for t in self.tenants.values()],
         )
 
 
