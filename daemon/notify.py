@@ -15,6 +15,7 @@ def notification_to_wire(row: NotificationRow) -> wire.Notification:
         tenant=row.tenant_id,
         at=rfc3339(row.created_at),
         severity=_SEVERITIES.get(row.severity, "info"),
+        kind=row.kind,
         title=row.title,
         text=row.body,
         acked=row.acked_at is not None,

@@ -109,6 +109,11 @@ class Reactivator:
 
         try:
             async with app.tenant_lock(tenant):
+                current = app.view.tenants.get(tenant)
+                if current is None or not (
+                    current.state == "needs_reactivation" or current.row.flag == "needs_reactivation"
+                ):
+                    return  # done meanwhile by a ctl call or the tenant check
                 await app.licensing.reactivate(
                     tenant, str(uuid.uuid4()), f"{ACTOR} {app.node}", report, cause
                 )

@@ -58,6 +58,7 @@ class Startup:
     def __init__(self, app: Daemon) -> None:
         self.app = app
         self.marker_checked = False
+        self.done = anyio.Event()  # the coordinator's take-over checks ran (seeds, portal's current)
         self._marker_generation = -1
         self._synced_at = 0.0
 
@@ -177,6 +178,7 @@ class Startup:
         """Coordinator duty: seeds and the portal check first, then keep reactivating what needs it."""
         await self.activate_seeds()
         await self.check_portal_current()
+        self.done.set()
         await self.app.reactivator.run()
 
     async def activate_seeds(self) -> None:

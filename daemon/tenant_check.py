@@ -80,6 +80,9 @@ class TenantCheck:
                 continue
             elif view.state == "unlicensed" and name in seeds and not view.row.flag:
                 todo.append((name, str(uuid.uuid4()), "activate"))
+            elif view.state == "unlicensed" and not view.row.flag:
+                # Never activated here and no key to do it with: nothing the portal could renew.
+                skipped.append((name, f"not activated yet: `{CTL} license activate --key KEY --tenant {name}`"))
             else:
                 todo.append((name, str(uuid.uuid4()), "reactivate"))
         return todo, skipped
@@ -94,6 +97,7 @@ class TenantCheck:
             await self.process(run.id, None)
         settings = app.config.tenant_check
         await anyio.sleep(random.uniform(0, settings.splay))
+        await app.startup.done.wait()  # upgrade and restore reactivations go first, with their own message
         while True:
             started = time.monotonic()
             await self.run("scheduled")
@@ -166,6 +170,14 @@ class TenantCheck:
 
         try:
             async with app.tenant_lock(tenant):
+                view = app.view.tenants.get(tenant)
+                if view is None or view.state not in DUE:
+                    # Reactivated meanwhile (after an upgrade, say) by the reactivator or a ctl call.
+                    await app.db.write(
+                        checks.settle, run_id, tenant, "skipped", "already reactivated", fence=app.cluster.fence()
+                    )
+                    return "skipped"
+                cause = app.reactivator.cause(view) if view.state == "needs_reactivation" else "tenant_check"
                 if item.kind == "activate":
                     key = next(s.activation_key for s in app.config.tenants if s.id == tenant)
                     await app.licensing.activate(
@@ -173,7 +185,7 @@ class TenantCheck:
                     )
                 else:
                     await app.licensing.reactivate(
-                        tenant, item.request_id, self.actor, quiet, "tenant_check", extra=settle_success
+                        tenant, item.request_id, self.actor, quiet, cause, extra=settle_success
                     )
         except PortalUnreachable as exc:
             breaker.failure()

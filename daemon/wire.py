@@ -163,6 +163,7 @@ class Notification(Struct, frozen=True):
     id: int
     at: str
     severity: Severity
+    kind: str
     title: str
     text: str
     acked: bool
