@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +118,9 @@ class NotifyListener:
         self._sock.close()
 
 
-def write_identity(directory: Path, machine_id: str | None = None, product_uuid: str | None = None) -> dict[str, Any]:
+def write_identity(
+    directory: Path, machine_id: str | None = None, product_uuid: str | None = None
+) -> dict[str, Any]:
     """Identity files for one node; returns the [identity] section pointing at them."""
     directory.mkdir(parents=True, exist_ok=True)
     machine = directory / "machine-id"
@@ -131,11 +133,17 @@ def write_identity(directory: Path, machine_id: str | None = None, product_uuid:
 class DaemonProcess:
     """One node: its folder, configuration and identity, and the daemon process when running."""
 
-    def __init__(self, root: Path, name: str = "node-1", config: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        name: str = "node-1",
+        config: Mapping[str, Any] | None = None,
+        socket: str | None = None,
+    ) -> None:
         self.root = root / name
         self.root.mkdir(parents=True, exist_ok=True)
         self.name = name
-        self.socket = str(self.root / "run" / "io.paragon.License")
+        self.socket = socket or str(self.root / "run" / "io.paragon.License")
         self.config_path = self.root / "paragon-licensed.toml"
         self.log_path = self.root / "daemon.log"
         base: dict[str, Any] = {
@@ -144,8 +152,13 @@ class DaemonProcess:
             "control": {"socket": self.socket},
             "identity": write_identity(self.root / "identity"),
             "product": {"build": "3.2.1"},
-            "cluster": {"heartbeat": "0.2s", "node_timeout": "3s", "lease": "3s", "renew": "0.5s",
-                        "renew_deadline": "2s"},
+            "cluster": {
+                "heartbeat": "0.2s",
+                "node_timeout": "3s",
+                "lease": "3s",
+                "renew": "0.5s",
+                "renew_deadline": "2s",
+            },
             "tenant_check": {"splay": "0s"},
         }
         self.config: dict[str, Any] = deep_merge(base, config or {})
@@ -160,7 +173,15 @@ class DaemonProcess:
         self.config = deep_merge(self.config, extra)
         self.write_config()
 
-    def start(self, wait: bool = True, env: Mapping[str, str] | None = None, timeout: float = 20.0) -> None:
+    def start(
+        self,
+        wait: bool = True,
+        env: Mapping[str, str] | None = None,
+        timeout: float = 20.0,
+        wrapper: Sequence[str] = (),
+        pass_fds: Sequence[int] = (),
+    ) -> None:
+        """Spawn the daemon (behind `wrapper` when given, e.g. a program that sets up fds and execs it)."""
         assert self.proc is None or self.proc.poll() is not None, "already running"
         notify_path = self.root / f"notify-{uuid.uuid4().hex[:8]}"
         self.notify = NotifyListener(notify_path)
@@ -168,16 +189,18 @@ class DaemonProcess:
         full_env.pop("PARAGON_LICENSED_SOCKET", None)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [DAEMON, "run", "--config", str(self.config_path)],
+                [*wrapper, DAEMON, "run", "--config", str(self.config_path)],
                 stdout=log,
                 stderr=log,
                 env=full_env,
+                pass_fds=tuple(pass_fds),
             )
         if wait:
             self.wait_ready(timeout)
 
     def wait_ready(self, timeout: float = 20.0) -> None:
-        assert self.notify is not None and self.proc is not None
+        assert self.notify is not None
+        assert self.proc is not None
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -185,7 +208,9 @@ class DaemonProcess:
                 return
             except TimeoutError:
                 if self.proc.poll() is not None:
-                    raise RuntimeError(f"daemon {self.name} exited {self.proc.returncode}:\n{self.log()}") from None
+                    raise RuntimeError(
+                        f"daemon {self.name} exited {self.proc.returncode}:\n{self.log()}"
+                    ) from None
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"daemon {self.name} not ready:\n{self.log()}") from None
 
@@ -223,7 +248,9 @@ class DaemonProcess:
             self.notify.close()
             self.notify = None
 
-    def ctl(self, *args: str, check: bool = False, timeout: float = 60.0, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    def ctl(
+        self, *args: str, check: bool = False, timeout: float = 60.0, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         """Run `paragon-licensed ctl --socket S ARGS...` and return the finished process."""
         result = subprocess.run(
             [DAEMON, "ctl", "--socket", self.socket, *args],
@@ -234,7 +261,9 @@ class DaemonProcess:
             check=False,
         )
         if check and result.returncode != 0:
-            raise AssertionError(f"ctl {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+            raise AssertionError(
+                f"ctl {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+            )
         return result
 
     def ctl_json(self, *args: str) -> Any:
@@ -251,7 +280,9 @@ class DaemonProcess:
                 return dict(entry)
         raise KeyError(tenant)
 
-    def wait_until(self, predicate: Any, timeout: float = 20.0, interval: float = 0.1, what: str = "condition") -> Any:
+    def wait_until(
+        self, predicate: Any, timeout: float = 20.0, interval: float = 0.1, what: str = "condition"
+    ) -> Any:
         deadline = time.monotonic() + timeout
         last: Any = None
         while time.monotonic() < deadline:
