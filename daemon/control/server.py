@@ -7,6 +7,7 @@ dropped on its own; other clients never notice.
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 from collections.abc import Awaitable, Callable
@@ -156,18 +157,22 @@ class ControlServer:
         try:
             peer = peer_of(stream.extra(anyio.abc.SocketAttribute.raw_socket))
             frames = FrameBuffer(self._limits.max_message)
+            idle = self._limits.idle_timeout
+            # One cancel scope for the connection's whole life, its deadline moved after each call:
+            # cheaper than a new timeout scope per read, and no idle timeout while a call runs.
             async with stream:
-                while True:
-                    message = frames.next()
-                    while message is None:
-                        with anyio.move_on_after(self._limits.idle_timeout):
+                with anyio.CancelScope(deadline=anyio.current_time() + idle) as idle_scope:
+                    while True:
+                        message = frames.next()
+                        if message is None:
                             frames.feed(await stream.receive())
-                            message = frames.next()
                             continue
-                        log.info("control connection closed: idle", peer=peer.describe())
-                        return
-                    if not await self._call(stream, peer, message, frames):
-                        return
+                        idle_scope.deadline = math.inf
+                        if not await self._call(stream, peer, message, frames):
+                            return
+                        idle_scope.deadline = anyio.current_time() + idle
+                if idle_scope.cancelled_caught:
+                    log.info("control connection closed: idle", peer=peer.describe())
         except MessageTooLarge as exc:
             log.warning("control connection closed: message too large", reason=str(exc))
         except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
