@@ -49,8 +49,19 @@ def identity(config_path: str | None, as_json: bool) -> None:
 @click.option("--config", "config_path", metavar="FILE", help=CONFIG_HELP)
 def check_config(config_path: str | None) -> None:
     """Validate a configuration file: exit 0, or 2 with one line per problem."""
-    _load(config_path)
-    click.echo(f"{config_path or default_config_path()}: configuration is valid")
+    from paragon_licensed.daemon.keys import load_keys
+    from paragon_licensed.licensefile import KeyFileError
+
+    config = _load(config_path)
+    source = config_path or default_config_path()
+    try:
+        keys = load_keys(config)
+    except KeyFileError as exc:
+        click.echo(
+            f"{source}: portal.public_keys: expected a readable Ed25519 public key, found {exc}", err=True
+        )
+        sys.exit(2)
+    click.echo(f"{source}: configuration is valid ({len(keys)} portal public key(s) found)")
 
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})

@@ -498,8 +498,21 @@ def test_check_config_valid(tmp_path: Path) -> None:
     path = write(tmp_path, '[node]\nname = "mgmt-1"\n[[tenants]]\nid = "default"\n')
     result = run_cli("check-config", "--config", str(path))
     assert result.returncode == 0, result.stderr
-    assert result.stdout == f"{path}: configuration is valid\n"
+    assert result.stdout == f"{path}: configuration is valid (0 portal public key(s) found)\n"
     assert result.stderr == ""
+
+
+def test_check_config_refuses_an_unreadable_portal_key(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    (keys / "broken.pub").write_text("not a key\n")
+    path = write(tmp_path, f'[portal]\npublic_keys = ["{keys}/*.pub"]\n')
+    result = run_cli("check-config", "--config", str(path))
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"{path}: portal.public_keys: expected a readable Ed25519 public key, "
+        f"found {keys}/broken.pub: not a PEM public key\n"
+    )
 
 
 def test_check_config_empty_file(tmp_path: Path) -> None:
