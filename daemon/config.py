@@ -228,7 +228,7 @@ def resolve_paths(config: Config, base: Path) -> Config:
     """Make every relative path in the file relative to the file's own folder."""
 
     def fix(path: str) -> str:
-        return str(base / path) if path and not os.path.isabs(path) else path
+        return os.path.normpath(base / path) if path and not os.path.isabs(path) else path
 
     replace = msgspec.structs.replace
     store_url = config.store.url
