@@ -464,7 +464,7 @@ def test_relative_paths_resolve_against_the_file_folder(
     assert config.store.url == f"sqlite://{folder / 'db/store.db'}"
     assert config.store_url == config.store.url
     assert config.store.password_file == str(folder / "secrets/db")
-    assert config.product.build_file == str(folder / "../build")
+    assert config.product.build_file == str(folder.parent / "build")
     assert config.identity.machine_id_file == str(folder / "id/machine-id")
     assert config.identity.product_uuid_file == "/sys/class/dmi/id/product_uuid"
     assert config.portal.public_keys == [str(folder / "keys/*.pub"), "/etc/keys/*.pub"]
