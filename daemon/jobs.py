@@ -54,6 +54,7 @@ class Jobs:
         seen = 0
         started = time.monotonic()
         while True:
+            changed = self._changed  # taken before the read, so a change during it is not missed
             job = await self.app.db.read(job_q.get, job_id)
             if job is None:
                 raise InternalError(reference=f"job {job_id} vanished")
@@ -72,7 +73,7 @@ class Jobs:
             elif waited > timeout:
                 raise OperationTimeout(operation=job.kind, seconds=int(waited))
             with anyio.move_on_after(POLL):
-                await self._changed.wait()
+                await changed.wait()
 
     async def run(self) -> None:
         """Coordinator duty: take jobs one at a time, oldest first."""

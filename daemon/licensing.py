@@ -195,8 +195,14 @@ class Licensing:
     ) -> wire.Outcome:
         app = self.app
         request_id = str(body["request_id"])
-        fence = app.cluster.fence()
-        await app.db.write(lambda tx: None, fence=fence)  # the lease is still ours, on the database's clock
+        recorded = json.dumps({k: v for k, v in body.items() if k != "activation_key"}, sort_keys=True)
+
+        def pending(tx: Tx) -> None:
+            # Recorded before the call, under the lease (fenced): a crash after the portal answered
+            # leaves a pending request, so a newer license on the portal is not taken for a restore.
+            tenant_q.record_offline_request(tx, request_id, tenant, f"online:{cause}", recorded)
+
+        await app.db.write(pending, fence=app.cluster.fence())
         try:
             answer = await app.portal.post(path, body, what=cause)
         except (PortalRejected, PortalUnreachable) as exc:
@@ -259,7 +265,8 @@ class Licensing:
                 reason="wrong_tenant",
                 detail=f"the license is for tenant {tenant}, which this installation does not have",
             )
-            await self._record_failure(tenant, "import", request_id, actor, error)
+            # Not one of ours: recorded as an installation-wide attempt, shown in every history.
+            await self._record_failure("", "import", request_id, actor, error)
             raise error
         await report("verify", f"verifying the license for tenant {tenant}")
         try:
@@ -416,6 +423,8 @@ class Licensing:
             audit.record(
                 tx, actor, cause, tenant, request_id, f"failed: {error.short_name}", error.sentence()
             )
+            if isinstance(error, PortalRejected):
+                tenant_q.complete_request(tx, request_id)  # refused: the portal issued nothing
 
         with contextlib.suppress(StoreUnavailableError):  # the caller's error matters more
             await self.app.db.write(write)

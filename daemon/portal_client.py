@@ -10,6 +10,7 @@ retry with the result it already gave.
 from __future__ import annotations
 
 import random
+import re
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -122,7 +123,13 @@ class PortalClient:
         self.calls += 1
         try:
             response = self._session().request(
-                method, self.url + path, json=body, params=query, timeout=self.config.timeout
+                method,
+                self.url + path,
+                json=body,
+                params=query,
+                timeout=self.config.timeout,
+                # Per request: requests lets $REQUESTS_CA_BUNDLE override a session's setting.
+                verify=self.config.ca_bundle or True,
             )
         except requests.exceptions.SSLError as exc:
             raise _Unreachable(f"TLS verification failed: {_short(exc)}") from None
@@ -155,6 +162,9 @@ def _retry_after(response: requests.Response) -> float | None:
 
 def _short(exc: BaseException) -> str:
     text = str(exc)
+    verify = re.search(r"certificate verify failed: ([^(']+)", text)
+    if verify:
+        return f"certificate verify failed: {verify.group(1).strip()}"
     for marker in ("Caused by ", "Failed to establish a new connection: "):
         if marker in text:
             text = text.split(marker, 1)[1]

@@ -30,7 +30,6 @@ from paragon_licensed.daemon.store import messages as msg_q
 from paragon_licensed.daemon.store import nodes as node_q
 from paragon_licensed.daemon.store import tenants as tenant_q
 from paragon_licensed.daemon.store.db import StoreUnavailableError, Tx
-from paragon_licensed.daemon.timefmt import rfc3339
 
 if TYPE_CHECKING:
     from paragon_licensed.daemon.app import Daemon
@@ -211,7 +210,7 @@ class Startup:
         app.set_activity("asking the portal for the current licenses")
         limiter = anyio.CapacityLimiter(app.config.portal.max_concurrency)
 
-        async def ask(tenant: str, license_id: str, key: str, issued_at: float) -> None:
+        async def ask(tenant: str, license_id: str, key: str) -> None:
             async with limiter, app.tenant_lock(tenant):
                 try:
                     current = await app.portal.get(
@@ -223,23 +222,25 @@ class Startup:
                     log.info("portal's current license unknown", tenant=tenant, reason=exc.short_name)
                     return
                 portal_id = str(current.get("license_id", ""))
-                if portal_id in ("", license_id) or str(current.get("issued_at", "")) <= rfc3339(issued_at):
+                if portal_id in ("", license_id):
                     return
-                # A license this store never installed: the store lost it, so it was restored.
-                if portal_id not in await app.db.read(tenant_q.license_ids, tenant):
+                # A license this store never installed, and no request of ours waiting for its
+                # answer (an offline response not imported yet, a call cut short by a crash):
+                # the store lost it, so it was restored.
+                known, waiting = await app.db.read(
+                    lambda tx: (
+                        tenant_q.license_ids(tx, tenant),
+                        tenant_q.pending_offline_requests(tx, tenant),
+                    )
+                )
+                if portal_id not in known and not waiting:
                     restored.append(tenant)
 
         try:
             async with anyio.create_task_group() as tg:
                 for name, view in app.view.tenants.items():
                     if view.payload is not None:
-                        tg.start_soon(
-                            ask,
-                            name,
-                            view.payload.license_id,
-                            view.payload.integrity_key,
-                            view.payload.issued_at.timestamp(),
-                        )
+                        tg.start_soon(ask, name, view.payload.license_id, view.payload.integrity_key)
         finally:
             app.set_activity("idle")
         if restored:

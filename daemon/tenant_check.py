@@ -82,7 +82,9 @@ class TenantCheck:
                 todo.append((name, str(uuid.uuid4()), "activate"))
             elif view.state == "unlicensed" and not view.row.flag:
                 # Never activated here and no key to do it with: nothing the portal could renew.
-                skipped.append((name, f"not activated yet: `{CTL} license activate --key KEY --tenant {name}`"))
+                skipped.append(
+                    (name, f"not activated yet: `{CTL} license activate --key KEY --tenant {name}`")
+                )
             else:
                 todo.append((name, str(uuid.uuid4()), "reactivate"))
         return todo, skipped
@@ -174,7 +176,12 @@ class TenantCheck:
                 if view is None or view.state not in DUE:
                     # Reactivated meanwhile (after an upgrade, say) by the reactivator or a ctl call.
                     await app.db.write(
-                        checks.settle, run_id, tenant, "skipped", "already reactivated", fence=app.cluster.fence()
+                        checks.settle,
+                        run_id,
+                        tenant,
+                        "skipped",
+                        "already reactivated",
+                        fence=app.cluster.fence(),
                     )
                     return "skipped"
                 cause = app.reactivator.cause(view) if view.state == "needs_reactivation" else "tenant_check"

@@ -13,13 +13,21 @@ import msgspec
 from paragon_licensed.daemon import wire
 from paragon_licensed.daemon.control.server import CallContext
 from paragon_licensed.daemon.licensing import license_to_wire
-from paragon_licensed.daemon.protocol import InvalidParameter, NoSuchTenant, NotActivated, TenantRequired
+from paragon_licensed.daemon.protocol import (
+    InvalidParameter,
+    NoSuchTenant,
+    NotActivated,
+    StoreUnavailable,
+    TenantRequired,
+)
 from paragon_licensed.daemon.store import audit
 from paragon_licensed.daemon.timefmt import rfc3339
 
 
 def resolve_tenant(ctx: CallContext, tenant: str | None) -> str:
     """The named tenant, or the only one there is."""
+    if not ctx.app.store_opened:
+        raise StoreUnavailable(reason=ctx.app.store_problem or "the store is not open yet")
     tenants = ctx.app.view.tenants
     if tenant is not None:
         if tenant not in tenants:

@@ -29,9 +29,10 @@ def record(
 
 
 def for_tenant(tx: Tx, tenant_id: str, limit: int = 100) -> list[AuditRow]:
+    """The tenant's entries and the installation-wide ones (imports of files naming no tenant of ours)."""
     rows = tx.all(
         "SELECT at, actor, action, tenant_id, request_id, outcome, detail FROM audit "
-        "WHERE tenant_id = ? ORDER BY id DESC LIMIT ?",
+        "WHERE tenant_id = ? OR tenant_id = '' ORDER BY id DESC LIMIT ?",
         (tenant_id, limit),
     )
     return [AuditRow(*r) for r in rows]

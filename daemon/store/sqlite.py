@@ -61,8 +61,10 @@ class SqliteBackend:
         return sql
 
     def is_unavailable(self, exc: BaseException) -> bool:
-        return isinstance(exc, sqlite3.OperationalError) and (
-            "unable to open" in str(exc) or "disk I/O" in str(exc)
+        # A lock held past the busy timeout (another process's long transaction) is waited out
+        # like an outage, not treated as a failure of the daemon.
+        return isinstance(exc, sqlite3.OperationalError) and any(
+            text in str(exc) for text in ("unable to open", "disk I/O", "database is locked", "busy")
         )
 
     def reset(self) -> None:

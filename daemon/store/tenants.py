@@ -275,10 +275,18 @@ def orders_used(tx: Tx, integrity_key: str) -> list[tuple[str, str]]:
 
 
 def record_offline_request(tx: Tx, request_id: str, tenant_id: str, kind: str, body: str) -> None:
+    """A request sent (online) or handed out (offline) whose license is not installed yet."""
     tx.execute(
         "INSERT INTO offline_requests (request_id, tenant_id, kind, created_at, body) "
-        "VALUES (?, ?, ?, {now}, ?)",
+        "VALUES (?, ?, ?, {now}, ?) ON CONFLICT (request_id) DO NOTHING",
         (request_id, tenant_id, kind, body),
+    )
+
+
+def complete_request(tx: Tx, request_id: str) -> None:
+    tx.execute(
+        "UPDATE offline_requests SET completed_at = {now} WHERE request_id = ? AND completed_at IS NULL",
+        (request_id,),
     )
 
 
