@@ -58,6 +58,7 @@ def _bar(done: int, total: int, width: int = 30) -> str:
 def check(ctx: Context) -> int:
     """Run the tenant license processing now: a progress bar, then a summary table."""
     results: list[dict[str, Any]] = []
+    note = ""
     interactive = sys.stdout.isatty() and not ctx.json
     with ctx.connect(timeout=None) as client:
         for reply in client.stream("RunTenantCheck"):
@@ -71,21 +72,19 @@ def check(ctx: Context) -> int:
                     out(line)
             if reply.get("results") is not None:
                 results = reply["results"]
+                note = reply.get("note") or ""
     if interactive:
         out()
     if ctx.json:
-        emit_json(results)
+        emit_json({"results": results, "note": note or None})
     else:
         counts = {
             k: sum(1 for r in results if r["outcome"] == k) for k in ("reactivated", "failed", "skipped")
         }
-        shown = [r for r in results if r["outcome"] != "skipped"]
-        if shown:
-            out(
-                table(
-                    ("TENANT", "OUTCOME", "VALID UNTIL", "REASON"),
-                    [(r["tenant"], r["outcome"], date(r["valid_until"]), r["reason"]) for r in shown],
-                )
-            )
+        if results:
+            rows = [(r["tenant"], r["outcome"], date(r["valid_until"]), r["reason"]) for r in results]
+            out(table(("TENANT", "OUTCOME", "VALID UNTIL", "REASON"), rows))
         out(f"{counts['reactivated']} reactivated, {counts['failed']} failed, {counts['skipped']} skipped.")
-    return 1 if any(r["outcome"] == "failed" for r in results) else 0
+        if note:
+            out(f"The check stopped early: {note}")
+    return 1 if note or any(r["outcome"] == "failed" for r in results) else 0

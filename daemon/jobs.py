@@ -136,13 +136,14 @@ class Jobs:
         elif job.kind == "import":
             outcome = await lic.import_document(p["document"], job.actor, report)
         elif job.kind == "tenant_check":
-            return await self._tenant_check(report)
+            return await self._tenant_check(p["run_id"], report)
         else:
             raise InternalError(reference=f"unknown job kind {job.kind}")
         return msgspec.to_builtins(outcome)
 
-    async def _tenant_check(self, report: Callable[..., Awaitable[None]]) -> Any:
-        """A tenant check asked for with ctl: its progress at most every half second."""
+    async def _tenant_check(self, run_id: str, report: Callable[..., Awaitable[None]]) -> Any:
+        """A tenant check asked for with ctl (resumed by run id after a failover); its progress
+        at most every half second."""
         last = 0.0
 
         async def progress(done: int, total: int, tenant: str | None, outcome: str | None) -> None:
@@ -154,5 +155,5 @@ class Jobs:
                 "progress", f"{done}/{total}", done=done, total=total, tenant=tenant, outcome=outcome
             )
 
-        results = await self.app.tenant_check.run("manual", progress)
-        return msgspec.to_builtins(results)
+        outcome = await self.app.tenant_check.run("manual", progress, run_id)
+        return {"results": msgspec.to_builtins(outcome.results), "note": outcome.note}

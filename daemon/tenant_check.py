@@ -28,7 +28,13 @@ import anyio
 
 from paragon_licensed.daemon import log, wire
 from paragon_licensed.daemon.digest import compose_digest, failure_key
-from paragon_licensed.daemon.protocol import CTL, PortalUnreachable, VarlinkError
+from paragon_licensed.daemon.protocol import (
+    CTL,
+    DuplicateComputerId,
+    NodesOffline,
+    PortalUnreachable,
+    VarlinkError,
+)
 from paragon_licensed.daemon.store import checks
 from paragon_licensed.daemon.store import messages as msg_q
 from paragon_licensed.daemon.store.db import Tx
@@ -45,20 +51,32 @@ DUE = frozenset({"expired", "expiring"}) | NOT_PROPERLY_LICENSED
 
 @dataclass
 class Breaker:
-    """Counts consecutive unreachable-portal failures; open means: stop asking."""
+    """Stops a run: after `limit` consecutive unreachable-portal failures, or at once when the
+    cluster is not whole (a node offline): asking on would only fail every remaining tenant."""
 
     limit: int
     failures: int = 0
     open: bool = False
+    kind: str = ""
+    reason: str = ""
 
     def success(self) -> None:
         self.failures = 0
 
-    def failure(self) -> bool:
+    def failure(self, error: VarlinkError) -> None:
         self.failures += 1
         if self.failures >= self.limit:
-            self.open = True
-        return self.open
+            self.trip("portal_unreachable", error.sentence())
+
+    def trip(self, kind: str, reason: str) -> None:
+        if not self.open:
+            self.open, self.kind, self.reason = True, kind, reason
+
+
+@dataclass
+class Outcome:
+    results: list[wire.CheckResult]
+    note: str
 
 
 class TenantCheck:
@@ -94,9 +112,10 @@ class TenantCheck:
     async def run_periodically(self) -> None:
         """Coordinator duty: finish a run a previous coordinator left, then run every interval."""
         app = self.app
-        for run in await app.db.read(checks.unfinished):
-            log.info("finishing a tenant check left unfinished", run=run.id, trigger=run.trigger)
-            await self.process(run.id, None)
+        async with self.running:
+            for run in await app.db.read(checks.unfinished):
+                log.info("finishing a tenant check left unfinished", run=run.id, trigger=run.trigger)
+                await self.process(run.id, None)
         settings = app.config.tenant_check
         await anyio.sleep(random.uniform(0, settings.splay))
         await app.startup.done.wait()  # upgrade and restore reactivations go first, with their own message
@@ -106,19 +125,30 @@ class TenantCheck:
             interval = app.config.tenant_check.interval
             await anyio.sleep(max(0.0, interval - (time.monotonic() - started)))
 
-    async def run(self, trigger: str, progress: Progress | None = None) -> list[wire.CheckResult]:
+    async def run(self, trigger: str, progress: Progress | None = None, run_id: str | None = None) -> Outcome:
+        """Run a check; with the id of a run a previous coordinator started, finish that one."""
         app = self.app
+        run_id = run_id or str(uuid.uuid4())
         async with self.running:
-            todo, skipped = self.select()
-            run_id = str(uuid.uuid4())
-            await app.db.write(checks.start, run_id, trigger, todo, skipped, fence=app.cluster.fence())
-            log.info(
-                "tenant check started", run=run_id, trigger=trigger, tenants=len(todo), skipped=len(skipped)
-            )
+            if await app.db.read(checks.get, run_id) is None:
+                todo, skipped = self.select()
+                await app.db.write(checks.start, run_id, trigger, todo, skipped, fence=app.cluster.fence())
+                log.info(
+                    "tenant check started",
+                    run=run_id,
+                    trigger=trigger,
+                    tenants=len(todo),
+                    skipped=len(skipped),
+                )
+            else:
+                log.info("tenant check resumed", run=run_id, trigger=trigger)
             return await self.process(run_id, progress)
 
-    async def process(self, run_id: str, progress: Progress | None) -> list[wire.CheckResult]:
+    async def process(self, run_id: str, progress: Progress | None) -> Outcome:
         app = self.app
+        run = await app.db.read(checks.get, run_id)
+        if run is not None and run.finished:
+            return Outcome([self.result(i) for i in await app.db.read(checks.items, run_id)], run.note)
         items = await app.db.read(checks.items, run_id)
         pending = [i for i in items if i.state == "pending"]
         total = len(items)
@@ -133,9 +163,9 @@ class TenantCheck:
         async def one(item: checks.Item) -> None:
             nonlocal done
             async with limiter:
-                if breaker.open:
-                    return
-                outcome = await self.process_one(run_id, item, breaker, unreachable)
+                outcome = "skipped"
+                if not breaker.open:
+                    outcome = await self.process_one(run_id, item, breaker, unreachable)
             done += 1
             if progress is not None:
                 await progress(done, total, item.tenant_id, outcome)
@@ -145,14 +175,14 @@ class TenantCheck:
         async with anyio.create_task_group() as tg:
             for item in pending:
                 tg.start_soon(one, item)
-        await self.settle_unreachable(run_id, breaker, unreachable)
-        note = "stopped: the License Portal is unreachable" if breaker.open else ""
+        await self.settle_stopped(run_id, breaker, unreachable)
+        note = f"the run stopped: {breaker.reason}" if breaker.open else ""
         await self.finish(run_id, note)
         app.set_activity("idle")
         results = [self.result(i) for i in await app.db.read(checks.items, run_id)]
         counts = {k: sum(1 for r in results if r.outcome == k) for k in ("reactivated", "failed", "skipped")}
         log.info("tenant check finished", run=run_id, **counts, note=note)
-        return results
+        return Outcome(results, note)
 
     async def process_one(
         self,
@@ -195,9 +225,14 @@ class TenantCheck:
                         tenant, item.request_id, self.actor, quiet, cause, extra=settle_success
                     )
         except PortalUnreachable as exc:
-            breaker.failure()
+            breaker.failure(exc)
             unreachable.append((item, exc))
             return "unreachable"
+        except (NodesOffline, DuplicateComputerId) as exc:
+            # The cluster is not whole: every other tenant would fail the same way. Stop the run;
+            # the tenants stay pending here and are settled as skipped with this reason.
+            breaker.trip("nodes_offline", exc.sentence())
+            return "skipped"
         except VarlinkError as exc:
             breaker.success()
             await self.failed(run_id, tenant, exc)
@@ -255,41 +290,51 @@ class TenantCheck:
 
         await app.db.write(write, fence=app.cluster.fence())
 
-    async def settle_unreachable(
+    async def settle_stopped(
         self, run_id: str, breaker: Breaker, unreachable: list[tuple[checks.Item, VarlinkError]]
     ) -> None:
-        """One notification for an unreachable portal; tenant failures only for a few stragglers."""
+        """One notification for a stopped run; tenant failures only for a few unreachable stragglers."""
         app = self.app
         if not breaker.open:
             for item, error in unreachable:
                 await self.failed(run_id, item.tenant_id, error)
             return
-        reason = unreachable[-1][1].sentence() if unreachable else "the License Portal is unreachable"
+        reason, kind = breaker.reason, breaker.kind
+        title = (
+            "License Portal unreachable"
+            if kind == "portal_unreachable"
+            else "Tenant check waits for every node"
+        )
         interval = app.config.tenant_check.reminder_interval
 
         def write(tx: Tx) -> None:
             for item in checks.items(tx, run_id):
                 if item.state == "pending":
                     checks.settle(tx, run_id, item.tenant_id, "skipped", f"not tried: {reason}")
-            if msg_q.reminder_due(tx, "notification:*", "portal_unreachable", interval):
+            if msg_q.reminder_due(tx, "notification:*", kind, interval):
                 msg_q.notify(
                     tx,
                     None,
                     "error",
-                    "portal_unreachable",
-                    "License Portal unreachable",
+                    kind,
+                    title,
                     f"The automatic tenant license processing stopped: {reason} It runs again in "
                     f"{app.config.tenant_check.interval / 60:g} minutes.",
                 )
-                msg_q.remember_reminder(tx, "notification:*", "portal_unreachable")
-            address = app.view.snapshot.cloud_admin_email
-            if app.config.product.deployment == "single-tenant":
-                address = next((v.admin_email for v in app.view.tenants.values() if v.admin_email), "")
-            if address:
-                checks.add_failure(tx, run_id, address, "*", "portal_unreachable", reason, interval)
+                msg_q.remember_reminder(tx, "notification:*", kind)
+            for address in self.installation_recipients():
+                checks.add_failure(tx, run_id, address, "*", kind, reason, interval)
 
-        log.warning("tenant check stopped: portal unreachable", run=run_id, reason=reason)
+        log.warning("tenant check stopped", run=run_id, cause=kind, reason=reason)
         await app.db.write(write, fence=app.cluster.fence())
+
+    def installation_recipients(self) -> list[str]:
+        """Who hears of a failure of the whole run: the cloud administrator, or in a single-tenant
+        deployment the tenant administrator(s)."""
+        app = self.app
+        if app.config.product.deployment == "multi-tenant":
+            return [app.view.snapshot.cloud_admin_email] if app.view.snapshot.cloud_admin_email else []
+        return sorted({v.admin_email for v in app.view.tenants.values() if v.admin_email})
 
     async def finish(self, run_id: str, note: str) -> None:
         """Close the run and turn its failures into one digest per recipient, in one transaction."""

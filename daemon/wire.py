@@ -296,6 +296,7 @@ class SetCloudAdminEmailIn(Struct, frozen=True):
 class RunTenantCheckOut(Struct, frozen=True, omit_defaults=True):
     progress: CheckProgress | None = None
     results: list[CheckResult] | None = None
+    note: str | None = None
 
 
 class ListNotificationsIn(Struct, frozen=True):

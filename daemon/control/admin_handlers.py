@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Any
 
 import msgspec
@@ -130,6 +131,8 @@ async def run_tenant_check(ctx: CallContext, params: wire.Empty) -> wire.RunTena
                 )
             )
 
-    job_id = await ctx.app.jobs.submit("tenant_check", "", {}, actor(ctx))
-    results = await ctx.app.jobs.wait(job_id, emit)
-    return wire.RunTenantCheckOut(results=msgspec.convert(results, list[wire.CheckResult]))
+    job_id = await ctx.app.jobs.submit("tenant_check", "", {"run_id": str(uuid.uuid4())}, actor(ctx))
+    result = await ctx.app.jobs.wait(job_id, emit)
+    return wire.RunTenantCheckOut(
+        results=msgspec.convert(result["results"], list[wire.CheckResult]), note=result["note"] or None
+    )

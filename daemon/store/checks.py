@@ -26,6 +26,8 @@ class Run:
     trigger: str
     started_at: float
     total: int
+    finished: bool = False
+    note: str = ""
 
 
 def start(
@@ -55,6 +57,14 @@ def start(
             (run_id, tenant, why),
         )
     return len(pending)
+
+
+def get(tx: Tx, run_id: str) -> Run | None:
+    row = tx.one(
+        "SELECT id, trigger, started_at, total, finished_at IS NOT NULL, note FROM check_runs WHERE id = ?",
+        (run_id,),
+    )
+    return Run(row[0], row[1], row[2], row[3], bool(row[4]), row[5]) if row else None
 
 
 def unfinished(tx: Tx) -> list[Run]:
