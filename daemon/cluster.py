@@ -26,6 +26,10 @@ if TYPE_CHECKING:
     from paragon_licensed.daemon.app import Daemon
 
 
+# Reconnecting to a lost store backs off up to this; a node notices the store's return within it.
+MAX_BACKOFF = 5.0
+
+
 class NotCoordinator(Exception):
     """This node does not hold a current lease."""
 
@@ -91,7 +95,7 @@ class Cluster:
                     log.warning("store unavailable", reason=exc)
                 app.store_problem = str(exc)
                 app.view.invalidate()
-                await anyio.sleep(min(interval * 2**failures, 30.0))
+                await anyio.sleep(min(interval * 2 ** min(failures, 8), max(interval, MAX_BACKOFF)))
                 continue
             if app.store_problem is not None:
                 log.info("store available again")

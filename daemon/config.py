@@ -382,13 +382,13 @@ def _check_semantics(config: Config) -> list[Problem]:
         if reason:
             problems.append(Problem("portal.url", reason, _describe(config.portal.url)))
     if config.store.url and not config.store.url.startswith(("sqlite://", "postgresql://", "postgres://")):
-        problems.append(
-            Problem(
-                "store.url",
-                '"sqlite:///PATH" or "postgresql://USER@HOST/DB"',
-                _describe(config.store.url),
-            )
+        url = config.store.url
+        found = (
+            f'a URL of scheme "{url.split(":", 1)[0]}" (the rest is not shown: it may hold a password)'
+            if "@" in url or "password" in url.lower()
+            else _describe(url)
         )
+        problems.append(Problem("store.url", '"sqlite:///PATH" or "postgresql://USER@HOST/DB"', found))
     for key, value in (
         ("control.max_connections", config.control.max_connections),
         ("portal.max_concurrency", config.portal.max_concurrency),

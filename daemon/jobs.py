@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 Emit = Callable[[dict[str, Any]], Awaitable[None]]
 UNCLAIMED_TIMEOUT = 60.0
 POLL = 0.1
+CLAIM_POLL = 0.5
 
 
 class Jobs:
@@ -82,9 +83,12 @@ class Jobs:
         await app.db.write(job_q.release_own, app.node, fence.term, fence=fence)
         while True:
             fence = app.cluster.fence()
-            job = await app.db.write(job_q.claim_next, app.node, fence.term, fence=fence)
+            job = None
+            if await app.db.read(job_q.waiting, fence.term):
+                job = await app.db.write(job_q.claim_next, app.node, fence.term, fence=fence)
             if job is None:
-                with anyio.move_on_after(0.25):
+                # Jobs submitted on this node wake the runner at once; others are seen by polling.
+                with anyio.move_on_after(CLAIM_POLL):
                     await self._changed.wait()
                 continue
             await self._execute(job)

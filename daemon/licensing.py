@@ -204,7 +204,7 @@ class Licensing:
 
         await app.db.write(pending, fence=app.cluster.fence())
         try:
-            answer = await app.portal.post(path, body, what=cause)
+            answer = await app.portal.post(path, body, what=cause, guard=app.cluster.fence)
         except (PortalRejected, PortalUnreachable) as exc:
             await self._record_failure(tenant, cause, request_id, actor, exc)
             raise

@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -67,20 +68,32 @@ class PortalClient:
             self._local.session = session
         return session
 
-    async def post(self, path: str, body: dict[str, Any], what: str) -> dict[str, Any]:
-        return await self._call("POST", path, body, None, what)
+    async def post(
+        self, path: str, body: dict[str, Any], what: str, guard: Callable[[], object] | None = None
+    ) -> dict[str, Any]:
+        """POST with retries; `guard` runs before every attempt and may raise to stop them
+        (the coordinator checks that its lease is still current)."""
+        return await self._call("POST", path, body, None, what, guard)
 
     async def get(self, path: str, query: dict[str, str], what: str) -> dict[str, Any]:
         return await self._call("GET", path, None, query, what)
 
     async def _call(
-        self, method: str, path: str, body: dict[str, Any] | None, query: dict[str, str] | None, what: str
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+        query: dict[str, str] | None,
+        what: str,
+        guard: Callable[[], object] | None = None,
     ) -> dict[str, Any]:
         if not self.url:
             raise PortalNotConfigured()
         request_id = (body or {}).get("request_id", "")
         attempts = self.config.max_attempts
         for attempt in range(1, attempts + 1):
+            if guard is not None:
+                guard()
             try:
                 async with self._limiter:
                     answer = await anyio.to_thread.run_sync(

@@ -100,8 +100,9 @@ def evaluate(app: Daemon, row: TenantRow, now: float | None = None) -> TenantVie
             payload,
         )
 
-    cluster = set(app.cluster_computer_ids())
     licensed = set(payload.computer_ids)
+    # Before the store answers, the node set is unknown: the last verified license is trusted.
+    cluster = set(app.cluster_computer_ids()) if app.store_opened else licensed
     if row.flag == "needs_transfer" or licensed - cluster:
         gone = sorted(licensed - cluster)
         reason = row.flag_reason or (

@@ -7,6 +7,7 @@ change) and right after this node's own changes.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -37,6 +38,7 @@ class Snapshot:
     lease: node_q.LeaseRow | None = None
     last_notification: int = 0
     full: bool = True  # tenants holds every tenant, not only those changed since the last look
+    taken_at: float = field(default_factory=time.monotonic)  # to age the lease while the store is away
 
 
 def read_snapshot(tx: Tx, since: tuple[str, int] | None = None) -> Snapshot:
@@ -71,6 +73,7 @@ class View:
         self.snapshot = Snapshot()
         self.tenants: dict[str, TenantView] = {}
         self._status: wire.Status | None = None
+        self._status_at = 0.0
 
     def since(self) -> tuple[str, int] | None:
         """Where the next snapshot may start from (None before the store was read in full)."""
@@ -172,8 +175,9 @@ class View:
         return changed
 
     def coordinator(self) -> str | None:
+        """The lease holder, if its lease has not run out (aged since the snapshot was read)."""
         lease = self.snapshot.lease
-        if lease is None or lease.remaining <= 0:
+        if lease is None or lease.remaining - (time.monotonic() - self.snapshot.taken_at) <= 0:
             return None
         return lease.holder
 
@@ -200,8 +204,10 @@ class View:
         ]
 
     def status(self) -> wire.Status:
-        if self._status is None:
+        now = time.monotonic()
+        if self._status is None or now - self._status_at > 1.0:
             self._status = self._build_status()
+            self._status_at = now
         return self._status
 
     def _build_status(self) -> wire.Status:

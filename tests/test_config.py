@@ -211,6 +211,14 @@ def test_bad_store_url(tmp_path: Path, url: str) -> None:
     )
 
 
+def test_bad_store_url_with_a_password_is_not_echoed(tmp_path: Path) -> None:
+    path, line = one_problem(tmp_path, '[store]\nurl = "postgresq://u:hunter2@db/x"\n')
+    assert line == (
+        f'{path}: store.url: expected "sqlite:///PATH" or "postgresql://USER@HOST/DB", '
+        'found a URL of scheme "postgresq" (the rest is not shown: it may hold a password)'
+    )
+
+
 def test_renew_deadline_lease_ordering(tmp_path: Path) -> None:
     path, line = one_problem(tmp_path, '[cluster]\nrenew = "5s"\nrenew_deadline = "20s"\nlease = "15s"\n')
     assert line == (

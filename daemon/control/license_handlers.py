@@ -26,9 +26,9 @@ from paragon_licensed.daemon.timefmt import rfc3339
 
 def resolve_tenant(ctx: CallContext, tenant: str | None) -> str:
     """The named tenant, or the only one there is."""
-    if not ctx.app.store_opened:
-        raise StoreUnavailable(reason=ctx.app.store_problem or "the store is not open yet")
     tenants = ctx.app.view.tenants
+    if not tenants and not ctx.app.store_opened:
+        raise StoreUnavailable(reason=ctx.app.store_problem or "the store is not open yet")
     if tenant is not None:
         if tenant not in tenants:
             raise NoSuchTenant(tenant=tenant)
@@ -48,6 +48,7 @@ async def _run_job(ctx: CallContext, kind: str, tenant: str, params: dict[str, A
 
     job_id = await ctx.app.jobs.submit(kind, tenant, params, actor(ctx))
     result = await ctx.app.jobs.wait(job_id, emit)
+    await ctx.app.refresh()  # the coordinator may be another node: show its result here at once
     return msgspec.convert(result, wire.Outcome)
 
 

@@ -33,8 +33,10 @@ from paragon_licensed.daemon.protocol import (
     InvalidParameter,
     MethodNotFound,
     PermissionDenied,
+    StoreUnavailable,
     VarlinkError,
 )
+from paragon_licensed.daemon.store.db import StoreUnavailableError
 
 if TYPE_CHECKING:
     from paragon_licensed.daemon.app import Daemon
@@ -203,6 +205,12 @@ class ControlServer:
             reply = await self._dispatch(ctx, call, stream, frames)
         except VarlinkError as exc:
             await send(_ENCODE.encode({"error": exc.name, "parameters": exc.parameters}) + b"\0")
+            return True
+        except StoreUnavailableError as exc:
+            unavailable = StoreUnavailable(reason=str(exc))
+            await send(
+                _ENCODE.encode({"error": unavailable.name, "parameters": unavailable.parameters}) + b"\0"
+            )
             return True
         except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
             raise

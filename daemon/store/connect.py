@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import urllib.parse
+
 from paragon_licensed.daemon.config import Config
 from paragon_licensed.daemon.store.db import Database
 
@@ -17,10 +19,23 @@ def open_database(config: Config) -> Database:
     return Database(PostgresBackend(url, config.store.password_file, config.store.busy_timeout))
 
 
+_SECRET_PARAMETERS = frozenset({"password", "sslpassword"})
+
+
 def describe_url(url: str) -> str:
-    """The store URL without any password, for logs and status."""
-    if "://" not in url or "@" not in url.split("://", 1)[1].split("/", 1)[0]:
+    """The store URL without any password (in the user part or a query parameter), for logs."""
+    if not url.startswith(("postgresql://", "postgres://")):
         return url
-    scheme, rest = url.split("://", 1)
-    userinfo, host = rest.split("@", 1)
-    return f"{scheme}://{userinfo.split(':', 1)[0]}@{host}"
+    parts = urllib.parse.urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        netloc = f"{userinfo.split(':', 1)[0]}@{host}"
+    query = urllib.parse.urlencode(
+        [
+            (key, "***" if key.lower() in _SECRET_PARAMETERS else value)
+            for key, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+        ],
+        safe="*",
+    )
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))

@@ -69,6 +69,16 @@ def get(tx: Tx, job_id: str) -> JobRow | None:
     return _job(row) if row else None
 
 
+def waiting(tx: Tx, term: int) -> bool:
+    """Whether a job waits for this term's coordinator (a cheap read before a fenced claim)."""
+    return bool(
+        tx.scalar(
+            "SELECT 1 FROM jobs WHERE state = 'pending' OR (state = 'running' AND claimed_term < ?) LIMIT 1",
+            (term,),
+        )
+    )
+
+
 def claim_next(tx: Tx, node: str, term: int) -> JobRow | None:
     """Take the oldest pending job, or one a previous coordinator left running."""
     row = tx.one(
