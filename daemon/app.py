@@ -12,6 +12,7 @@ import contextlib
 import signal
 import socket
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -74,7 +75,8 @@ class Daemon:
         self.reactivator = Reactivator(self)
         self.tenant_check = TenantCheck(self)
         self.mailer = Mailer(self)
-        self._tenant_locks: dict[str, anyio.Lock] = {}
+        # Weak: a tenant's lock lives while someone holds or awaits it, not forever.
+        self._tenant_locks: weakref.WeakValueDictionary[str, anyio.Lock] = weakref.WeakValueDictionary()
         self._last_notification = -1
         self.identity: Identity
         self.store_problem: str | None = None
@@ -109,7 +111,8 @@ class Daemon:
         """One operation per tenant at a time on this coordinator."""
         lock = self._tenant_locks.get(tenant)
         if lock is None:
-            lock = self._tenant_locks[tenant] = anyio.Lock()
+            lock = anyio.Lock()
+            self._tenant_locks[tenant] = lock
         return lock
 
     def add_coordinator_duty(self, duty: Callable[[], Awaitable[None]]) -> None:
@@ -126,19 +129,11 @@ class Daemon:
         self.apply_snapshot(snapshot)
         await self.publish_notifications()
 
-    async def refresh_tenant(self, tenant: str) -> None:
-        """Read one tenant again after this node changed it (cheaper than a full refresh)."""
-
-        def read(tx: Tx) -> tuple[tenant_q.TenantRow | None, int]:
-            return tenant_q.get_tenant(tx, tenant), msg_q.last_notification_id(tx)
-
-        row, last_notification = await self.db.read(read)
-        if row is not None:
-            view = self.view.update_tenant(row)
-            if view is not None:
-                self.events.emit("state_changed", view.reason, tenant=tenant, state=view.state)
-        self.view.snapshot.last_notification = max(self.view.snapshot.last_notification, last_notification)
-        await self.publish_notifications()
+    def take_tenant(self, row: tenant_q.TenantRow) -> None:
+        """A tenant row this node has just written: show it at once."""
+        view = self.view.update_tenant(row)
+        if view is not None:
+            self.events.emit("state_changed", view.reason, tenant=row.id, state=view.state)
 
     async def publish_notifications(self) -> None:
         """Pass notifications written since the last look (by any node) to the watchers."""

@@ -116,6 +116,7 @@ class Licensing:
         actor: str,
         report: Report,
         extra: Extra = None,
+        tracked: bool = False,
     ) -> wire.Outcome:
         self.tenant_row(tenant)
         build = self.build()
@@ -142,13 +143,16 @@ class Licensing:
         report: Report,
         cause: str = "reactivation",
         extra: Extra = None,
+        tracked: bool = False,
     ) -> wire.Outcome:
         self.tenant_row(tenant)
         build = self.build()
         ids = self.cluster_ids()
         body = {"tenant_id": tenant, "computer_ids": ids, "build": build, "request_id": request_id}
         await report("portal", f"reactivating every order of tenant {tenant} on the License Portal")
-        return await self._online(cause, "/reactivations", body, tenant, ids, build, actor, report, extra)
+        return await self._online(
+            cause, "/reactivations", body, tenant, ids, build, actor, report, extra, tracked
+        )
 
     async def transfer(
         self, tenant: str, replace: str, request_id: str, actor: str, report: Report
@@ -192,6 +196,7 @@ class Licensing:
         actor: str,
         report: Report,
         extra: Extra = None,
+        tracked: bool = False,
     ) -> wire.Outcome:
         app = self.app
         request_id = str(body["request_id"])
@@ -202,7 +207,8 @@ class Licensing:
             # leaves a pending request, so a newer license on the portal is not taken for a restore.
             tenant_q.record_offline_request(tx, request_id, tenant, f"online:{cause}", recorded)
 
-        await app.db.write(pending, fence=app.cluster.fence())
+        if not tracked:
+            await app.db.write(pending, fence=app.cluster.fence())
         try:
             answer = await app.portal.post(path, body, what=cause, guard=app.cluster.fence)
         except (PortalRejected, PortalUnreachable) as exc:
@@ -361,7 +367,7 @@ class Licensing:
                     "on the portal); contact the vendor if they should still be active"
                 )
 
-        def write(tx: Tx) -> bool:
+        def write(tx: Tx) -> tuple[bool, tenant_q.TenantRow | None]:
             changed = tenant_q.install_license(
                 tx,
                 tenant,
@@ -394,9 +400,9 @@ class Licensing:
                     msg_q.notify(
                         tx, tenant, "warning", "orders_missing", "License covers fewer orders", warning
                     )
-            return changed
+            return changed, tenant_q.get_tenant(tx, tenant)
 
-        changed = await app.db.write(write, fence=app.cluster.fence())
+        changed, row = await app.db.write(write, fence=app.cluster.fence())
         log.info(
             "license installed" if changed else "license already installed",
             tenant=tenant,
@@ -405,7 +411,9 @@ class Licensing:
             request_id=request_id,
             orders=len(payload.orders),
         )
-        await app.refresh_tenant(tenant)
+        if row is not None and row.license is not None:
+            app.verifier.remember(row.license.row, payload)  # verified above: no second signature check
+            app.take_tenant(row)
         return Installed(payload, changed, warnings)
 
     async def _record_failure(

@@ -12,6 +12,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import msgspec
+
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
@@ -48,7 +50,7 @@ class LocalState:
 
     def save_licenses(self, documents: dict[str, str]) -> None:
         """Every tenant's current license document, in one file replaced at once."""
-        atomic_write(self.licenses_path, json.dumps(documents, sort_keys=True).encode())
+        atomic_write(self.licenses_path, msgspec.json.encode(documents))
 
     def load_licenses(self) -> dict[str, str]:
         try:

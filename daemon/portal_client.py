@@ -9,8 +9,10 @@ retry with the result it already gave.
 
 from __future__ import annotations
 
+import os
 import random
 import re
+import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,6 +58,7 @@ class PortalClient:
         self._limiter = anyio.CapacityLimiter(config.max_concurrency)
         self._local = threading.local()
         self.calls = 0
+        self._verify = config.ca_bundle or system_ca_bundle()
 
     def _session(self) -> requests.Session:
         session: requests.Session | None = getattr(self._local, "session", None)
@@ -64,7 +67,10 @@ class PortalClient:
 
             session = requests.Session()
             session.headers["User-Agent"] = "paragon-licensed"
-            session.verify = self.config.ca_bundle or True
+            # The environment is read once here, not on every request (it costs a lot of CPU when
+            # thousands of tenants are renewed): proxies as the environment sets them for the portal.
+            session.trust_env = False
+            session.proxies = requests.utils.get_environ_proxies(self.url)
             self._local.session = session
         return session
 
@@ -134,15 +140,15 @@ class PortalClient:
         import requests
 
         self.calls += 1
+        session = self._session()
         try:
-            response = self._session().request(
-                method,
-                self.url + path,
-                json=body,
-                params=query,
-                timeout=self.config.timeout,
-                # Per request: requests lets $REQUESTS_CA_BUNDLE override a session's setting.
-                verify=self.config.ca_bundle or True,
+            # Prepared directly and sent: the session has nothing to merge in (no cookies, no
+            # environment), and skipping that saves a good part of each call's CPU time.
+            prepared = requests.Request(
+                method, self.url + path, json=body, params=query, headers=session.headers
+            ).prepare()
+            response = session.send(
+                prepared, timeout=self.config.timeout, verify=self._verify, proxies=session.proxies
             )
         except requests.exceptions.SSLError as exc:
             raise _Unreachable(f"TLS verification failed: {_short(exc)}") from None
@@ -161,6 +167,15 @@ class PortalClient:
         if not isinstance(parsed, dict):
             raise _Transient(f"HTTP {response.status_code} with an unexpected body")
         return Answer(response.status_code, parsed)
+
+
+def system_ca_bundle() -> str | bool:
+    """The system trust store OpenSSL uses (not the bundle shipped with requests), when there is one."""
+    paths = ssl.get_default_verify_paths()
+    for candidate in (paths.cafile, paths.openssl_cafile):
+        if candidate and os.path.isfile(candidate):
+            return candidate
+    return True
 
 
 def _retry_after(response: requests.Response) -> float | None:

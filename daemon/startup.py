@@ -26,6 +26,7 @@ from paragon_licensed.daemon.protocol import (
     PortalUnreachable,
     VarlinkError,
 )
+from paragon_licensed.daemon.store import checks
 from paragon_licensed.daemon.store import messages as msg_q
 from paragon_licensed.daemon.store import nodes as node_q
 from paragon_licensed.daemon.store import tenants as tenant_q
@@ -35,7 +36,8 @@ if TYPE_CHECKING:
     from paragon_licensed.daemon.app import Daemon
 
 ACTOR = "coordinator"
-SYNC_INTERVAL = 5.0
+SYNC_INTERVAL = 5.0  # the restore marker
+COPY_INTERVAL = 60.0  # the local license copies of a large installation
 
 
 def changed_part(previous: node_q.NodeRow, machine_fp: str, hardware_fp: str) -> str:
@@ -60,6 +62,7 @@ class Startup:
         self.done = anyio.Event()  # the coordinator's take-over checks ran (seeds, portal's current)
         self._marker_generation = -1
         self._synced_at = 0.0
+        self._copied_at = 0.0
 
     # -- every node, once after READY=1
 
@@ -156,12 +159,16 @@ class Startup:
             return
         self._synced_at = time.monotonic()
         self._marker_generation = view.snapshot.generation
-        documents = {
-            name: tenant.row.license.document
-            for name, tenant in view.tenants.items()
-            if tenant.row.license is not None and tenant.payload is not None and tenant.state != "invalid"
-        }
-        await anyio.to_thread.run_sync(self.app.local.save_licenses, documents)
+        # The copies are rewritten whole: with thousands of tenants, not at every change.
+        every = SYNC_INTERVAL if len(view.tenants) <= 1000 else COPY_INTERVAL
+        if force or time.monotonic() - self._copied_at >= every:
+            self._copied_at = time.monotonic()
+            documents = {
+                name: tenant.row.license.document
+                for name, tenant in view.tenants.items()
+                if tenant.row.license is not None and tenant.payload is not None and tenant.state != "invalid"
+            }
+            await anyio.to_thread.run_sync(self.app.local.save_licenses, documents)
         licenses = {
             name: tenant.payload.license_id
             for name, tenant in view.tenants.items()
@@ -230,7 +237,7 @@ class Startup:
                 known, waiting = await app.db.read(
                     lambda tx: (
                         tenant_q.license_ids(tx, tenant),
-                        tenant_q.pending_offline_requests(tx, tenant),
+                        tenant_q.pending_offline_requests(tx, tenant) or checks.pending_for(tx, tenant),
                     )
                 )
                 if portal_id not in known and not waiting:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+import msgspec
+
 from paragon_licensed.daemon import wire
 from paragon_licensed.daemon.protocol import CTL
 from paragon_licensed.daemon.store.tenants import TenantRow
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
     from paragon_licensed.daemon.app import Daemon
 
 MAX_SKEW = 300.0
+_ENCODE = msgspec.json.Encoder().encode
 # States in which a tenant counts as properly licensed (for monitoring and the tenant check).
 LICENSED = frozenset({"active", "expiring"})
 
@@ -48,6 +51,11 @@ class TenantView:
     def wire_state(self) -> wire.TenantState:
         """The control interface's form, computed once per evaluation (status is asked often)."""
         return self.to_wire()
+
+    @functools.cached_property
+    def wire_json(self) -> msgspec.Raw:
+        """`wire_state` encoded once: a status of thousands of tenants is mostly copied, not encoded."""
+        return msgspec.Raw(_ENCODE(self.wire_state))
 
     def to_wire(self) -> wire.TenantState:
         valid_until = self.valid_until

@@ -155,26 +155,27 @@ class TenantCheck:
         done = total - len(pending)
         breaker = Breaker(app.config.tenant_check.breaker_failures)
         unreachable: list[tuple[checks.Item, VarlinkError]] = []
-        limiter = anyio.CapacityLimiter(app.config.tenant_check.concurrency)
         app.set_activity(f"tenant check: {done}/{total}")
         if progress is not None:
             await progress(done, total, None, None)
+        queue = iter(pending)
 
-        async def one(item: checks.Item) -> None:
+        async def worker() -> None:
+            # A fixed set of workers taking the next tenant: no task per tenant waiting in line.
             nonlocal done
-            async with limiter:
+            for item in queue:
                 outcome = "skipped"
                 if not breaker.open:
                     outcome = await self.process_one(run_id, item, breaker, unreachable)
-            done += 1
-            if progress is not None:
-                await progress(done, total, item.tenant_id, outcome)
-            if done % 100 == 0 or done == total:
-                app.set_activity(f"tenant check: {done}/{total}")
+                done += 1
+                if progress is not None:
+                    await progress(done, total, item.tenant_id, outcome)
+                if done % 100 == 0 or done == total:
+                    app.set_activity(f"tenant check: {done}/{total}")
 
         async with anyio.create_task_group() as tg:
-            for item in pending:
-                tg.start_soon(one, item)
+            for _ in range(min(app.config.tenant_check.concurrency, max(len(pending), 1))):
+                tg.start_soon(worker)
         await self.settle_stopped(run_id, breaker, unreachable)
         note = f"the run stopped: {breaker.reason}" if breaker.open else ""
         await self.finish(run_id, note)
@@ -218,11 +219,11 @@ class TenantCheck:
                 if item.kind == "activate":
                     key = next(s.activation_key for s in app.config.tenants if s.id == tenant)
                     await app.licensing.activate(
-                        tenant, key, item.request_id, self.actor, quiet, extra=settle_success
+                        tenant, key, item.request_id, self.actor, quiet, extra=settle_success, tracked=True
                     )
                 else:
                     await app.licensing.reactivate(
-                        tenant, item.request_id, self.actor, quiet, cause, extra=settle_success
+                        tenant, item.request_id, self.actor, quiet, cause, extra=settle_success, tracked=True
                     )
         except PortalUnreachable as exc:
             breaker.failure(exc)

@@ -21,6 +21,16 @@ class Verifier:
         self.keys = dict(keys)
         self._cache.clear()
 
+    def remember(self, row: int, payload: Payload) -> None:
+        """A license this daemon has just verified itself, stored as `row`."""
+        if len(self._cache) >= _MAX_CACHED:
+            self._cache.clear()
+        self._cache[row] = payload
+
+    def forget(self, row: int) -> None:
+        """A stored license no tenant uses any more (replaced by a newer one)."""
+        self._cache.pop(row, None)
+
     def inspect(self, row: int, document: str) -> Payload:
         """The payload of stored license `row`, or its LicenseRejected raised again."""
         result = self._cache.get(row)

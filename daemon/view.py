@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import anyio
+import msgspec
 
 from paragon_licensed.daemon import wire
 from paragon_licensed.daemon.states import TenantView, evaluate
@@ -20,6 +21,8 @@ from paragon_licensed.daemon.store import nodes as node_q
 from paragon_licensed.daemon.store import tenants as tenant_q
 from paragon_licensed.daemon.store.db import Tx
 from paragon_licensed.daemon.timefmt import rfc3339
+
+_ENCODE = msgspec.json.Encoder().encode
 
 if TYPE_CHECKING:
     from paragon_licensed.daemon.app import Daemon
@@ -72,7 +75,7 @@ class View:
         self.app = app
         self.snapshot = Snapshot()
         self.tenants: dict[str, TenantView] = {}
-        self._status: wire.Status | None = None
+        self._status: msgspec.Raw | None = None
         self._status_at = 0.0
 
     def since(self) -> tuple[str, int] | None:
@@ -97,18 +100,26 @@ class View:
             rows = tenants
         self.snapshot = snapshot
         changed = []
-        fresh: dict[str, TenantView] = {} if snapshot.full else dict(self.tenants)
+        # Updated in place: a heartbeat brings the few tenants changed since the last one, and
+        # copying or sorting thousands of tenants every heartbeat would cost more than they do.
+        fresh: dict[str, TenantView] = {} if snapshot.full else self.tenants
+        added = snapshot.full
         for row in rows:
             old = self.tenants.get(row.id)
             if old is not None and old.row == row and not nodes_changed:
                 fresh[row.id] = old  # this node already evaluated this very row
                 continue
             view = evaluate(self.app, row)
+            self._forget_replaced(old, row)
             if old is None or old.state != view.state:
                 changed.append(view)
+            added = added or old is None
             fresh[row.id] = view
-        self.tenants = dict(sorted(fresh.items()))
-        self._status = None
+        if added:
+            fresh = dict(sorted(fresh.items()))
+        self.tenants = fresh
+        if rows or nodes_changed:
+            self._status = None
         return changed
 
     def load_local(self, documents: dict[str, str]) -> None:
@@ -149,9 +160,16 @@ class View:
         """Take one tenant's new row; return its view when its state changed."""
         view = evaluate(self.app, row)
         old = self.tenants.get(row.id)
+        self._forget_replaced(old, row)
         self.tenants[row.id] = view
         self._status = None
         return view if old is None or old.state != view.state else None
+
+    def _forget_replaced(self, old: TenantView | None, row: tenant_q.TenantRow) -> None:
+        """Drop the verified payload of a license a tenant no longer uses (memory stays flat)."""
+        previous = old.row.license if old is not None else None
+        if previous is not None and (row.license is None or row.license.row != previous.row):
+            self.app.verifier.forget(previous.row)
 
     def invalidate(self) -> None:
         self._status = None
@@ -204,13 +222,20 @@ class View:
         ]
 
     def status(self) -> wire.Status:
+        return self._build_status([t.wire_state for t in self.tenants.values()])
+
+    def status_reply(self) -> msgspec.Raw:
+        """GetStatus's reply, encoded: rebuilt after a change or a second, each tenant's part
+        encoded once per evaluation, so a status of thousands of tenants costs little to answer."""
         now = time.monotonic()
         if self._status is None or now - self._status_at > 1.0:
-            self._status = self._build_status()
+            document = msgspec.structs.asdict(self._build_status([]))
+            document["tenants"] = [t.wire_json for t in self.tenants.values()]
+            self._status = msgspec.Raw(_ENCODE({"status": document}))
             self._status_at = now
         return self._status
 
-    def _build_status(self) -> wire.Status:
+    def _build_status(self, tenants: list[wire.TenantState]) -> wire.Status:
         app = self.app
         identity = app.identity
         return wire.Status(
@@ -228,7 +253,7 @@ class View:
             is_coordinator=app.is_coordinator,
             activity=app.activity,
             nodes=self.node_list(),
-            tenants=[t.wire_state for t in self.tenants.values()],
+            tenants=tenants,
         )
 
 

@@ -262,6 +262,25 @@ def test_ctl_status_json(daemon: DaemonProcess) -> None:
     )
 
 
+def test_get_status_reply_is_a_valid_wire_reply(daemon: DaemonProcess) -> None:
+    """GetStatus answers pre-encoded bytes: they must decode strictly into the wire type."""
+    import msgspec
+
+    from paragon_licensed.daemon import wire
+
+    raw = Raw(daemon.socket)
+    try:
+        raw.send(b'{"method":"io.paragon.License.GetStatus","parameters":{}}\0')
+        while b"\0" not in raw.buffer:
+            raw.buffer += raw.sock.recv(65536)
+        message = raw.buffer.partition(b"\0")[0]
+    finally:
+        raw.close()
+    reply = msgspec.json.decode(message, type=dict[str, wire.GetStatusOut])["parameters"]
+    assert reply.status.node == "node-1"
+    assert {t.tenant for t in reply.status.tenants} == {"acme", "default"}
+
+
 def test_ctl_status_human(daemon: DaemonProcess) -> None:
     computer_id = daemon.status()["computer_id"]
     result = daemon.ctl("status", check=True)

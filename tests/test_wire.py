@@ -154,6 +154,9 @@ def in_struct(name: str) -> type[msgspec.Struct]:
 
 def out_struct(name: str) -> type[msgspec.Struct]:
     if name in METHODS:
+        declared = METHODS[name].reply
+        if declared is not None:
+            return declared
         hints = typing.get_type_hints(METHODS[name].handler)
         returned: type[msgspec.Struct] = hints["return"]
         return returned

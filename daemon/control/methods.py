@@ -23,11 +23,12 @@ class Method:
     params: type[wire.Struct]
     changing: bool = False  # needs root or the admin group
     needs_more: bool = False  # a stream that only makes sense with "more"
+    reply: type[wire.Struct] | None = None  # when the handler answers pre-encoded bytes of this type
 
 
 METHODS: dict[str, Method] = {
     "GetIdentity": Method(status.get_identity, wire.Empty),
-    "GetStatus": Method(status.get_status, wire.Empty),
+    "GetStatus": Method(status.get_status, wire.Empty, reply=wire.GetStatusOut),
     "GetLicense": Method(lic.get_license, wire.GetLicenseIn),
     "Activate": Method(lic.activate, wire.ActivateIn, changing=True),
     "Reactivate": Method(lic.reactivate, wire.ReactivateIn, changing=True),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import msgspec
+
 from paragon_licensed.daemon import wire
 from paragon_licensed.daemon.control.server import CallContext
 
@@ -20,8 +22,9 @@ async def get_identity(ctx: CallContext, params: wire.Empty) -> wire.GetIdentity
     )
 
 
-async def get_status(ctx: CallContext, params: wire.Empty) -> wire.GetStatusOut:
-    return wire.GetStatusOut(status=ctx.app.view.status())
+async def get_status(ctx: CallContext, params: wire.Empty) -> msgspec.Raw:
+    """The encoded wire.GetStatusOut (see View.status_reply)."""
+    return ctx.app.view.status_reply()
 
 
 async def list_nodes(ctx: CallContext, params: wire.Empty) -> wire.ListNodesOut:

@@ -67,6 +67,17 @@ def get(tx: Tx, run_id: str) -> Run | None:
     return Run(row[0], row[1], row[2], row[3], bool(row[4]), row[5]) if row else None
 
 
+def pending_for(tx: Tx, tenant_id: str) -> bool:
+    """Whether an unfinished run still has this tenant to do (its request may be in flight)."""
+    return bool(
+        tx.scalar(
+            "SELECT 1 FROM check_items i JOIN check_runs r ON r.id = i.run_id "
+            "WHERE i.tenant_id = ? AND i.state = 'pending' AND r.finished_at IS NULL LIMIT 1",
+            (tenant_id,),
+        )
+    )
+
+
 def unfinished(tx: Tx) -> list[Run]:
     rows = tx.all(
         "SELECT id, trigger, started_at, total FROM check_runs WHERE finished_at IS NULL ORDER BY started_at"
