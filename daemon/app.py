@@ -241,9 +241,9 @@ class Daemon:
                     log.info("store migrated", versions=",".join(map(str, applied)))
                 await self.cluster.register()
                 await self.db.write(self._seed_tenants)
+                self.store_opened = True  # before the first read: tenants are judged with the node set
                 await self.refresh()
                 self.store_problem = None
-                self.store_opened = True
                 return
             except StoreUnavailableError as exc:
                 self.store_problem = str(exc)
