@@ -10,12 +10,10 @@ the rare duplicate of a message whose "sent" mark a crash prevented.
 
 from __future__ import annotations
 
-import os
 import smtplib
 import ssl
 from email.message import EmailMessage
 from email.utils import formatdate
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
@@ -23,6 +21,7 @@ import anyio.to_thread
 
 from paragon_licensed.daemon import log
 from paragon_licensed.daemon.config import MailConfig
+from paragon_licensed.daemon.secrets import read_secret
 from paragon_licensed.daemon.store import messages as msg_q
 from paragon_licensed.daemon.store.messages import MailRow
 
@@ -34,16 +33,7 @@ CREDENTIAL = "smtp-password"
 
 def smtp_password(config: MailConfig) -> str | None:
     """From mail.password_file, else the systemd credential smtp-password; never logged."""
-    candidates = [config.password_file] if config.password_file else []
-    directory = os.environ.get("CREDENTIALS_DIRECTORY")
-    if directory:
-        candidates.append(str(Path(directory) / CREDENTIAL))
-    for path in candidates:
-        try:
-            return Path(path).read_text(encoding="utf-8").strip()
-        except OSError:
-            continue
-    return None
+    return read_secret(config.password_file, CREDENTIAL)
 
 
 def build_message(config: MailConfig, mail: MailRow, store_id: str) -> EmailMessage:

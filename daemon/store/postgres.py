@@ -9,27 +9,14 @@ never put in a log line or an error message.
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
-from pathlib import Path
 from typing import Any
 
 import psycopg
 
+from paragon_licensed.daemon.secrets import read_secret
+
 CREDENTIAL = "store-password"
-
-
-def _password(password_file: str) -> str | None:
-    candidates = [password_file] if password_file else []
-    directory = os.environ.get("CREDENTIALS_DIRECTORY")
-    if directory:
-        candidates.append(str(Path(directory) / CREDENTIAL))
-    for path in candidates:
-        try:
-            return Path(path).read_text(encoding="utf-8").strip()
-        except OSError:
-            continue
-    return None
 
 
 class PostgresBackend:
@@ -42,7 +29,7 @@ class PostgresBackend:
 
     def __init__(self, url: str, password_file: str = "", connect_timeout: float = 10.0) -> None:
         self.url = url
-        self._password = _password(password_file)
+        self._password = read_secret(password_file, CREDENTIAL)
         self.connect_timeout = max(1, int(connect_timeout))
         self._local = threading.local()
         self._all: list[psycopg.Connection[Any]] = []
