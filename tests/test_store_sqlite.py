@@ -626,9 +626,9 @@ def test_two_processes_migrate_one_fresh_file_together(tmp_path: Path) -> None:
         )
         for _ in range(3)
     ]
+    finished = [(proc, *proc.communicate(timeout=60)) for proc in procs]  # every pipe read and closed
     applied = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=60)
+    for proc, out, err in finished:
         assert proc.returncode == 0, err.decode()
         applied.append(json.loads(out))
     versions = [v for v, _, _ in migrations()]
