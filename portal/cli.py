@@ -193,6 +193,14 @@ def _is_loopback(host: str | bytes | bytearray) -> bool:
     metavar="S",
     help="TESTING AID: the Retry-After seconds sent with injected 429 and 503 answers.",
 )
+@click.option(
+    "--hold-after",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="N",
+    help="TESTING AID: after N successful POST answers, hold every further answer (processed "
+    "and recorded) until the process receives SIGUSR1.",
+)
 def serve(
     db_path: str,
     key_path: str,
@@ -207,12 +215,13 @@ def serve(
     fail_first: int,
     fail_code: str,
     retry_after: int,
+    hold_after: int | None,
 ) -> None:
     """Serve portal API v1 under /api/v1 until SIGTERM or Ctrl-C.
 
     Once listening, prints one line "listening on URL" to stdout. The testing aids
-    (--latency, --fail-*, --retry-after) are for exercising clients; an injected
-    failure records nothing except its request log entry.
+    (--latency, --fail-*, --retry-after, --hold-after) are for exercising clients; an
+    injected failure records nothing except its request log entry.
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     address = _listen(listen)
@@ -233,6 +242,7 @@ def serve(
         fail_rate=fail_rate,
         fail_code=fail_code,
         retry_after=retry_after,
+        hold_after=hold_after,
     )
     try:
         server = PortalHTTPServer(address, service, faults, ssl_context=context, access_log=access_log)
@@ -247,6 +257,7 @@ def serve(
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGUSR1, lambda signum, frame: faults.release())
     click.echo(f"listening on {server.url}")
     sys.stdout.flush()
     public_key = service.private_key.public_key()

@@ -1,7 +1,9 @@
-"""Testing aids: added latency and injected failures, so clients' retries can be tested.
+"""Testing aids: added latency, injected failures and held answers, for testing clients.
 
-Only the HTTP server consults this, once per API request, before anything is recorded;
-a request answered with an injected failure changes nothing, so its retry succeeds.
+Only the HTTP server consults this, once per API request. Latency and injected failures
+come before anything is recorded: a request answered with an injected failure changes
+nothing, so its retry succeeds. A held answer comes after: the request was processed and
+recorded, and its answer waits until released, so a test knows a client is mid-call.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from paragon_licensed.portal.problems import PROBLEMS, Problem
 
 
 class Faults:
-    """``--latency``, ``--fail-first``, ``--fail-rate``, ``--fail-code`` and ``--retry-after``."""
+    """The options ``--latency``, ``--fail-*``, ``--retry-after`` and ``--hold-after``."""
 
     def __init__(
         self,
@@ -24,6 +26,7 @@ class Faults:
         fail_rate: float = 0.0,
         fail_code: str = "internal",
         retry_after: int = 1,
+        hold_after: int | None = None,
     ) -> None:
         if fail_code not in PROBLEMS:
             raise ValueError(f"unknown problem code {fail_code!r}")
@@ -34,8 +37,11 @@ class Faults:
         self.fail_rate = fail_rate
         self.fail_code = fail_code
         self.retry_after = retry_after
+        self.hold_after = hold_after
         self._seen = 0
+        self._answered = 0
         self._lock = threading.Lock()
+        self._released = threading.Event()
 
     def delay(self) -> None:
         """Sleep the configured latency (in the request's own thread)."""
@@ -54,3 +60,17 @@ class Faults:
         else:
             return None
         return Problem(self.fail_code, f"injected failure, a testing aid: {why}")
+
+    def hold(self) -> None:
+        """Hold a processed POST's answer, once ``hold_after`` were answered, until released."""
+        if self.hold_after is None:
+            return
+        with self._lock:
+            self._answered += 1
+            held = self._answered > self.hold_after
+        if held:
+            self._released.wait()
+
+    def release(self) -> None:
+        """Answer every held request, and hold no more (SIGUSR1 to ``serve``)."""
+        self._released.set()

@@ -1,10 +1,11 @@
-"""The portal's testing aids (latency, injected failures), TLS, and stopping and restarting."""
+"""The portal's testing aids (latency, injected failures, held answers), TLS, stopping and restarting."""
 
 from __future__ import annotations
 
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,27 @@ def test_latency_is_added_to_each_api_request(portal_factory: PortalFactory, htt
         started = time.monotonic()
         assert http.get(url, timeout=10).status_code == 404
         assert time.monotonic() - started >= 0.25
+
+
+def test_hold_after_processes_then_holds_the_answer_until_released(
+    portal_factory: PortalFactory, http: requests.Session
+) -> None:
+    portal = portal_factory(serve_args=["--hold-after", "1"])
+    for tenant in ("acme", "held"):
+        portal.add_order(f"KEY-{tenant}", tenant)
+    url = portal.url + "/activations"
+    assert http.post(url, json=activation("acme", "KEY-acme"), timeout=10).status_code == 200
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(lambda: http.post(url, json=activation("held", "KEY-held"), timeout=30))
+        # Processed and recorded while its answer is held: the client is known to be mid-call.
+        deadline = time.monotonic() + 20
+        while not portal.requests(tenant_id="held") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert [r.status for r in portal.requests(tenant_id="held")] == [200]
+        assert len(portal.licenses("held")) == 1
+        assert not pending.done()
+        portal.release()
+        assert pending.result(timeout=20).status_code == 200
 
 
 # TLS --------------------------------------------------------------------------------

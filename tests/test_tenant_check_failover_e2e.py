@@ -1,19 +1,20 @@
 """End to end: the coordinator dies in the middle of a tenant check; the other node finishes the run.
 
-Two daemons share one SQLite store. 160 tenants are due (licenses issued by
+Two daemons share one SQLite store. 96 tenants are due (licenses issued by
 the portal for both nodes' computer IDs, valid one day) and two more are
 refused by the portal. The run is either the coordinator's scheduled one or a
-`ctl tenants check` started on the follower (a job the coordinator runs); the
-coordinator is SIGKILLed after some of the portal's answers; the follower takes
-the lease and finishes. The portal's request log then shows how often each
-tenant was really reactivated, and the SMTP server which digests arrived.
+`ctl tenants check` started on the follower (a job the coordinator runs). The
+portal answers the first reactivations, then holds every further answer
+(`--hold-after`): once a held request is processed the coordinator is known to be
+mid-call, and is SIGKILLed; the follower takes the lease and finishes. The
+portal's request log then shows how often each tenant was really reactivated,
+and the SMTP server which digests arrived.
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
-import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -42,7 +43,7 @@ pytest_plugins = ["support.portal", "support.smtp", "support.tenant_check"]
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 TENANTS = 96
-LATENCY_MS = 600  # long against the poll and install times, so the kill lands mid-flight
+HOLD_AFTER = TENANTS // 5  # the portal answers this many reactivations, then holds the rest
 REACTIVATIONS = "/api/v1/reactivations"
 REFUSERS = {"refuser-1": "r1-admin@example.com", "refuser-2": "r2-admin@example.com"}
 
@@ -82,7 +83,7 @@ def test_failover_in_the_middle_of_a_run(
     licenses += [unknown_license(portal, tenant, ids, in_days(1)) for tenant in REFUSERS]  # refused
     install_many(node_a, licenses, REFUSERS)
     tenants = [tenant for tenant, _ in pairs]
-    portal.restart(["--latency", str(LATENCY_MS)])  # 30-day licenses from now on
+    portal.restart(["--hold-after", str(HOLD_AFTER)])  # 30-day licenses from now on
 
     if trigger == "scheduled":  # the first run starts as soon as a node becomes the coordinator
         for node in (node_a, node_b):
@@ -104,15 +105,13 @@ def test_failover_in_the_middle_of_a_run(
             text=True,
         )
     try:
-        wait_for(lambda: len(processed(portal)) >= TENANTS // 5, timeout=60, what="some reactivations")
-        # Requests go out in waves that end together (same latency), and the count above grows
-        # when one ends: wait about half a latency for the next wave to be in flight at the
-        # portal, then kill. Those are answered by the portal but never installed, and the
-        # take-over must re-send them.
-        time.sleep(LATENCY_MS / 2500)
+        # A request processed beyond HOLD_AFTER is one whose answer the portal holds: the
+        # coordinator is waiting for it. Killed now, it never installs those licenses, and
+        # the take-over must re-send them. The portal lets go before the follower asks.
+        wait_for(lambda: len(processed(portal)) > HOLD_AFTER, timeout=60, what="a held reactivation")
         node_a.kill()
-        killed_after = len(processed(portal))
-        assert killed_after < TENANTS, "the run ended before the coordinator could be killed"
+        portal.release()
+        assert len(processed(portal)) < TENANTS, "the run ended before the coordinator was killed"
         node_b.wait_until(lambda: node_b.status()["is_coordinator"], timeout=30, what="node-b taking over")
         node_a.start()  # back as a follower: the cluster is whole again
         if check is not None:
@@ -152,8 +151,11 @@ def test_failover_in_the_middle_of_a_run(
     assert replays, "no request was re-sent after the take-over"
 
     # Each refused tenant's digest arrived exactly once.
+    def unsent(tx: Tx) -> int:
+        return int(tx.scalar("SELECT count(*) FROM outbox WHERE sent_at IS NULL"))
+
     smtp.wait_for(lambda m: len({x.recipients for x in m}) >= len(REFUSERS), timeout=30, what="digests")
-    time.sleep(3)
+    wait_for(lambda: read(node_b, unsent) == 0, what="the outbox sent")
     mails = Counter(m.recipients for m in smtp.messages())
     assert mails == Counter({(address,): 1 for address in REFUSERS.values()})
 

@@ -162,6 +162,12 @@ class PortalProcess:
             proc.kill()
             proc.wait()
 
+    def release(self) -> None:
+        """Answer every request held by ``--hold-after``, and hold no more (SIGUSR1)."""
+        if self._proc is None:
+            raise RuntimeError("the portal is not running")
+        self._proc.send_signal(signal.SIGUSR1)
+
     def restart(self, serve_args: Sequence[str] | None = None) -> None:
         self.stop()
         self.start(serve_args)
