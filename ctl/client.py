@@ -1,20 +1,40 @@
-"""A small synchronous varlink client: one socket, NUL-framed JSON, no event loop."""
+"""A small synchronous varlink client: one socket, NUL-framed JSON, no event loop.
+
+It tells a daemon that is not there (no socket, connection refused, or it closed
+the connection without an answer: it stopped) from one that is busy (its listen
+backlog stayed full, or it refused the connection with ConnectionLimit): the
+first is `Unreachable`, the second `Busy` or the ConnectionLimit error. A full
+backlog is waited out briefly with a blocking connect, not reported at once.
+"""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
+import struct
+import time
 from collections.abc import Iterator
 from typing import Any
 
-from paragon_licensed.daemon.protocol import EXIT_UNREACHABLE, INTERFACE, VarlinkError, error_from_reply
+from paragon_licensed.daemon.protocol import (
+    EXIT_BUSY,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    INTERFACE,
+    VarlinkError,
+    error_from_reply,
+)
 
 DEFAULT_SOCKET = "/run/paragon-licensed/io.paragon.License"
+DEFAULT_MAX_MESSAGE = 1024 * 1024  # the daemon's control.max_message unless the configuration says
+CONNECT_PATIENCE = 10.0  # seconds a full backlog is waited out before ctl says the daemon is busy
+_ABSENT = frozenset({errno.ENOENT, errno.ECONNREFUSED, errno.ENOTDIR, errno.ENOTSOCK})
 
 
 class Unreachable(Exception):
-    """The daemon does not answer on the socket."""
+    """The daemon does not answer on the socket: it is not running, or listens elsewhere."""
 
     exit_code = EXIT_UNREACHABLE
 
@@ -24,6 +44,29 @@ class Unreachable(Exception):
         self.reason = reason
 
 
+class Busy(Exception):
+    """The daemon is there but cannot take this call now; trying again later may work."""
+
+    exit_code = EXIT_BUSY
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(reason)
+        self.path = path
+        self.reason = reason
+
+
+class TooLarge(Exception):
+    """A call ctl will not send: the daemon would refuse a message of this size."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(
+            f"the request is {size} bytes once encoded, more than the daemon accepts in one "
+            f"message ({limit} bytes, control.max_message); nothing was sent"
+        )
+
+
 class ConfigUnreadable(Exception):
     """The configuration named with --config cannot be read."""
 
@@ -31,15 +74,13 @@ class ConfigUnreadable(Exception):
 
 
 class Client:
-    def __init__(self, path: str, timeout: float | None = 120.0) -> None:
+    def __init__(
+        self, path: str, timeout: float | None = 120.0, max_message: int = DEFAULT_MAX_MESSAGE
+    ) -> None:
         self.path = path
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.max_message = max_message
+        self._sock = _connect(path, CONNECT_PATIENCE)
         self._sock.settimeout(timeout)
-        try:
-            self._sock.connect(path)
-        except OSError as exc:
-            self._sock.close()
-            raise Unreachable(path, exc.strerror or str(exc)) from None
         self._buffer = b""
 
     def __enter__(self) -> Client:
@@ -70,25 +111,72 @@ class Client:
         message: dict[str, Any] = {"method": name, "parameters": parameters or {}}
         if more:
             message["more"] = True
+        data = json.dumps(message).encode()
+        if len(data) > self.max_message:
+            raise TooLarge(len(data), self.max_message)
         try:
-            self._sock.sendall(json.dumps(message).encode() + b"\0")
+            self._sock.sendall(data + b"\0")
         except OSError as exc:
-            raise Unreachable(self.path, exc.strerror or str(exc)) from None
+            # The daemon may have refused the connection with a reply that says why.
+            self._raise_pending_error()
+            raise self._lost(f"the daemon closed the connection ({exc.strerror or exc})") from None
+
+    def _lost(self, reason: str) -> Unreachable:
+        """A connection lost without an answer. A running daemon tells a caller it refuses
+        (ConnectionLimit, MessageTooLarge) and never drops an admitted one mid-call: it stopped."""
+        return Unreachable(self.path, f"{reason}; it stopped or restarted")
+
+    def _raise_pending_error(self) -> None:
+        try:
+            self._sock.settimeout(0.5)
+            while b"\0" not in self._buffer and (chunk := self._sock.recv(65536)):
+                self._buffer += chunk
+        except OSError:
+            pass
+        if b"\0" in self._buffer:
+            self._reply()
 
     def _reply(self) -> tuple[dict[str, Any], bool]:
         while b"\0" not in self._buffer:
             try:
                 chunk = self._sock.recv(65536)
+            except TimeoutError:
+                raise Busy(self.path, "the daemon did not answer in time") from None
             except OSError as exc:
-                raise Unreachable(self.path, exc.strerror or str(exc)) from None
+                raise self._lost(f"the connection failed ({exc.strerror or exc})") from None
             if not chunk:
-                raise Unreachable(self.path, "the daemon closed the connection")
+                raise self._lost("the daemon closed the connection before answering")
             self._buffer += chunk
         raw, _, self._buffer = self._buffer.partition(b"\0")
         reply = json.loads(raw)
         if "error" in reply:
             raise error_from_reply(reply["error"], reply.get("parameters"))
         return reply.get("parameters") or {}, bool(reply.get("continues"))
+
+
+def _connect(path: str, patience: float) -> socket.socket:
+    """A connected socket; a full listen backlog is waited for (blocking connect with a send
+    timeout, then a few retries) instead of being taken for an absent daemon."""
+    deadline = time.monotonic() + patience
+    pause = 0.01
+    while True:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        wait = max(0.05, min(1.0, deadline - time.monotonic()))
+        sock.setsockopt(
+            socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", int(wait), int(wait % 1 * 1e6))
+        )
+        try:
+            sock.connect(path)
+            return sock
+        except OSError as exc:
+            sock.close()
+            reason = exc.strerror or str(exc)
+            if exc.errno in _ABSENT or exc.errno == errno.EACCES:
+                raise Unreachable(path, reason) from None
+            if time.monotonic() >= deadline:
+                raise Busy(path, f"its listen queue stayed full for {patience:g} s ({reason})") from None
+        time.sleep(pause)
+        pause = min(pause * 2, 0.2)
 
 
 def socket_path(explicit: str | None, config: str | None) -> str:
@@ -104,7 +192,7 @@ def socket_path(explicit: str | None, config: str | None) -> str:
     return DEFAULT_SOCKET
 
 
-def _socket_from_config(path: str) -> str:
+def _control_table(path: str) -> dict[str, Any]:
     import tomllib
 
     try:
@@ -115,7 +203,11 @@ def _socket_from_config(path: str) -> str:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigUnreadable(f"{path}: not valid TOML ({exc})") from None
     control = data.get("control")
-    value = control.get("socket") if isinstance(control, dict) else None
+    return control if isinstance(control, dict) else {}
+
+
+def _socket_from_config(path: str) -> str:
+    value = _control_table(path).get("socket")
     if not isinstance(value, str) or not value:
         return DEFAULT_SOCKET
     if not os.path.isabs(value):
@@ -123,4 +215,25 @@ def _socket_from_config(path: str) -> str:
     return value
 
 
-__all__ = ["Client", "ConfigUnreadable", "Unreachable", "VarlinkError", "socket_path"]
+def max_message(config: str | None) -> int:
+    """The daemon's message limit as the configuration sets it (control.max_message)."""
+    config_file = config or os.environ.get("PARAGON_LICENSED_CONFIG")
+    if not config_file:
+        return DEFAULT_MAX_MESSAGE
+    try:
+        value = _control_table(config_file).get("max_message")
+    except ConfigUnreadable:
+        return DEFAULT_MAX_MESSAGE
+    return value if isinstance(value, int) and value > 0 else DEFAULT_MAX_MESSAGE
+
+
+__all__ = [
+    "Busy",
+    "Client",
+    "ConfigUnreadable",
+    "TooLarge",
+    "Unreachable",
+    "VarlinkError",
+    "max_message",
+    "socket_path",
+]

@@ -14,7 +14,16 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from paragon_licensed.ctl.client import Client, ConfigUnreadable, Unreachable, socket_path
+from paragon_licensed.ctl.client import (
+    Busy,
+    Client,
+    ConfigUnreadable,
+    TooLarge,
+    Unreachable,
+    max_message,
+    socket_path,
+)
+from paragon_licensed.ctl.output import err
 from paragon_licensed.daemon.protocol import EXIT_UNREACHABLE, EXIT_USAGE, VarlinkError
 
 # (command words) -> (module, function, varlink method it calls): the table a test checks
@@ -56,7 +65,7 @@ class Context:
         return self._socket
 
     def connect(self, timeout: float | None = 120.0) -> Client:
-        return Client(self.socket, timeout)
+        return Client(self.socket, timeout, max_message(self.args.config))
 
     def call(self, method: str, parameters: dict[str, Any] | None = None) -> dict[str, Any]:
         with self.connect() as client:
@@ -178,13 +187,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _command(args)(ctx)
     except Unreachable as exc:
-        sys.stderr.write(_unreachable(exc) + "\n")
+        err(_unreachable(exc))
         return EXIT_UNREACHABLE
-    except VarlinkError as exc:
-        sys.stderr.write(f"error: {exc.sentence()}\n")
+    except Busy as exc:
+        err(
+            f"paragon-licensed on {exc.path} is running but busy: {exc.reason}. Try again; "
+            "if it stays busy, `journalctl -u paragon-licensed` says who holds its connections."
+        )
         return exc.exit_code
-    except ConfigUnreadable as exc:
-        sys.stderr.write(f"error: {exc}\n")
+    except VarlinkError as exc:
+        err(f"error: {exc.sentence()}")
+        return exc.exit_code
+    except (ConfigUnreadable, TooLarge) as exc:
+        err(f"error: {exc}")
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

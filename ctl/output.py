@@ -1,4 +1,10 @@
-"""Output for people (aligned tables, plain sentences) and for programs (one JSON document)."""
+"""Output for people (aligned tables, plain sentences) and for programs (one JSON document).
+
+Everything printed for people goes through ``out`` or ``err``, which show control
+characters as escapes: a value that came from the network (a portal's message in
+the history, a node name) cannot drive the reader's terminal. JSON escapes them
+by itself.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,8 @@ import json
 import sys
 from collections.abc import Sequence
 from typing import Any
+
+from paragon_licensed.text import visible
 
 
 def emit_json(document: Any) -> None:
@@ -38,8 +46,8 @@ def when(timestamp: str | None) -> str:
 
 
 def out(text: str = "") -> None:
-    sys.stdout.write(text + "\n")
+    sys.stdout.write(visible(text) + "\n")
 
 
 def err(text: str) -> None:
-    sys.stderr.write(text + "\n")
+    sys.stderr.write(visible(text) + "\n")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from paragon_licensed.ctl.client import Unreachable
+from paragon_licensed.ctl.client import Busy, Unreachable
 from paragon_licensed.ctl.main import Context
 from paragon_licensed.ctl.output import date, emit_json, fields, human, out, table
 from paragon_licensed.daemon.protocol import VarlinkError
@@ -98,6 +98,8 @@ def check(ctx: Context) -> int:
         tenants = ctx.call("GetStatus")["status"]["tenants"]
     except Unreachable as exc:
         return _report(CHECK_UNKNOWN, f"daemon unreachable on {exc.path}: {exc.reason}", ctx, [])
+    except Busy as exc:
+        return _report(CHECK_UNKNOWN, f"daemon busy on {exc.path}: {exc.reason}", ctx, [])
     except VarlinkError as exc:
         return _report(CHECK_UNKNOWN, exc.sentence(), ctx, [])
     wanted = ctx.args.tenant

@@ -9,6 +9,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
+from collections import OrderedDict
+from collections.abc import Hashable
 from typing import Any
 
 _PRIORITY = {
@@ -66,3 +69,31 @@ def error(message: str, **fields: Any) -> None:
 
 def debug(message: str, **fields: Any) -> None:
     logger.debug(_line(message, fields))
+
+
+class Throttle:
+    """Repeated warnings of one kind from one source: the first one, then at most one line
+    per window carrying the count of those suppressed, so no client can flood the journal."""
+
+    def __init__(self, window: float = 60.0, sources: int = 1024) -> None:
+        self.window = window
+        self.sources = sources  # the oldest sources are forgotten beyond this many
+        self._seen: OrderedDict[Hashable, tuple[float, int]] = OrderedDict()
+
+    def warning(self, key: Hashable, message: str, **fields: Any) -> bool:
+        """Log unless the same key logged within the window; True when a line was written."""
+        now = time.monotonic()
+        last = self._seen.get(key)
+        if last is not None and now - last[0] < self.window:
+            self._seen[key] = (last[0], last[1] + 1)
+            return False
+        suppressed = last[1] if last is not None else 0
+        self._seen[key] = (now, 0)
+        self._seen.move_to_end(key)
+        while len(self._seen) > self.sources:
+            self._seen.popitem(last=False)
+        warning(message, **fields, suppressed=suppressed or None)
+        return True
+
+
+throttle = Throttle()

@@ -19,6 +19,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 69
+EXIT_BUSY = 75
 EXIT_PERMISSION = 77
 
 CTL = "paragon-licensed ctl"
@@ -86,6 +87,33 @@ class PortalRejected(VarlinkError):
 
     def sentence(self) -> str:
         return f"The License Portal refused the request ({_p(self, 'code')}): {_p(self, 'message')}"
+
+
+class PortalBadAnswer(PortalUnreachable):
+    """A kind of unreachable portal: what answers is not the License Portal API."""
+
+    name = f"{INTERFACE}.PortalBadAnswer"
+
+    def sentence(self) -> str:
+        return (
+            f"The License Portal at {_p(self, 'url')} sent an answer the daemon cannot use "
+            f"({_p(self, 'reason')}). Check that portal.url points at the License Portal API "
+            "(for example behind a proxy that answers with its own page), then try again."
+        )
+
+
+class PortalRedirected(PortalUnreachable):
+    """A kind of unreachable portal: it points elsewhere, and the daemon does not follow."""
+
+    name = f"{INTERFACE}.PortalRedirected"
+
+    def sentence(self) -> str:
+        return (
+            f"The License Portal at {_p(self, 'url')} answered with a redirect to "
+            f"{_p(self, 'location')}; the daemon never follows one, so that no activation key "
+            "goes where it was not configured to go. If the portal has moved, set portal.url to "
+            "its new address and reload the daemon (systemctl reload paragon-licensed)."
+        )
 
 
 class PortalNotConfigured(VarlinkError):
@@ -228,9 +256,34 @@ class OperationTimeout(VarlinkError):
 
     def sentence(self) -> str:
         return (
-            f"{_p(self, 'operation')} did not finish within {_p(self, 'seconds')} s; the "
-            f"coordinator may still complete it. Check `{CTL} status` and `{CTL} license info "
-            "--history`."
+            f"{_p(self, 'operation')} did not finish within {_p(self, 'seconds')} s and was "
+            "stopped (a slow or unreachable portal, or no coordinator). Check "
+            f"`{CTL} status` and `{CTL} license info --history`, then try again."
+        )
+
+
+class ConnectionLimit(VarlinkError):
+    name = f"{INTERFACE}.ConnectionLimit"
+    exit_code = EXIT_BUSY
+
+    def sentence(self) -> str:
+        reached = (
+            f"The daemon is busy: its connection limit is reached (scope {_p(self, 'scope')}, "
+            f"{_p(self, 'limit')} connections)."
+        )
+        if _p(self, "scope") == "user":
+            return f"{reached} Close some of this user's clients (`watch` commands, scripts), then try again."
+        return f"{reached} Try again shortly; root and the admin group always have slots kept for them."
+
+
+class MessageTooLarge(VarlinkError):
+    name = f"{INTERFACE}.MessageTooLarge"
+    exit_code = EXIT_USAGE
+
+    def sentence(self) -> str:
+        return (
+            f"The message was larger than the daemon accepts ({_p(self, 'limit')} bytes, "
+            "control.max_message); the connection was closed. Send a smaller document."
         )
 
 
@@ -285,6 +338,8 @@ ERRORS: dict[str, type[VarlinkError]] = {
         NodesOffline,
         PortalUnreachable,
         PortalRejected,
+        PortalBadAnswer,
+        PortalRedirected,
         PortalNotConfigured,
         InvalidLicense,
         IntegrityMismatch,
@@ -299,6 +354,8 @@ ERRORS: dict[str, type[VarlinkError]] = {
         StoreUnavailable,
         DuplicateComputerId,
         OperationTimeout,
+        ConnectionLimit,
+        MessageTooLarge,
         InternalError,
         InvalidParameter,
         MethodNotFound,

@@ -7,7 +7,7 @@ stdlib-only ``protocol`` module, so any client may use it.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -308,8 +308,12 @@ class ListNotificationsOut(Struct, frozen=True):
     notifications: list[Notification]
 
 
+# A notification id is a 64-bit row id: a larger number is an invalid parameter, not a store error.
+NotificationId = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+
+
 class AckNotificationsIn(Struct, frozen=True):
-    ids: list[int]
+    ids: list[NotificationId]
 
 
 class AckNotificationsOut(Struct, frozen=True):

@@ -11,20 +11,16 @@ from __future__ import annotations
 
 import contextlib
 import grp
-import io
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import stat
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +28,7 @@ from typing import Any
 import pytest
 import varlink
 from support.daemon import DAEMON, DaemonProcess
+from support.unprivileged import NOBODY, as_nobody, public_dir
 
 import paragon_licensed.ctl.main
 import paragon_licensed.ctl.tenants  # imported before fork: the child runs as nobody
@@ -40,7 +37,6 @@ from paragon_licensed.daemon.protocol import INTERFACE_FILE
 
 pytestmark = pytest.mark.e2e
 
-NOBODY = 65534
 MIB = 1024 * 1024
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 TENANTS = {"tenants": [{"id": "default"}, {"id": "acme"}]}
@@ -109,53 +105,6 @@ def get_status(path: str) -> dict[str, Any]:
         reply = conn.call("io.paragon.License.GetStatus")
     status: dict[str, Any] = reply["parameters"]["status"]
     return status
-
-
-@contextlib.contextmanager
-def public_dir() -> Iterator[Path]:
-    """A folder under /tmp every user may enter: pytest's own tmp folders are root-only (0700)."""
-    path = Path(tempfile.mkdtemp(prefix="pl-e2e-", dir="/tmp"))
-    path.chmod(0o755)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def as_nobody(fn: Callable[[], int]) -> tuple[int, str, str]:
-    """Run fn in a forked child that dropped to uid/gid 65534; return (exit code, stdout, stderr).
-
-    The venv's interpreter lives under a root-only folder, so the unprivileged
-    client cannot be a new process: it is this one, forked, with its rights dropped.
-    """
-    read_end, write_end = os.pipe()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (the notify listener)
-        pid = os.fork()
-    if pid == 0:  # the child: never returns into pytest
-        code = 98
-        out, err = io.StringIO(), io.StringIO()
-        try:
-            os.close(read_end)
-            sys.stdout, sys.stderr = out, err
-            os.setgroups([])
-            os.setgid(NOBODY)
-            os.setuid(NOBODY)
-            code = fn()
-        except BaseException as exc:  # report whatever happened to the parent
-            err.write(f"child failed: {exc!r}\n")
-        finally:
-            with contextlib.suppress(BaseException):
-                os.write(write_end, json.dumps({"out": out.getvalue(), "err": err.getvalue()}).encode())
-            os._exit(code)
-    os.close(write_end)
-    chunks = []
-    while chunk := os.read(read_end, 65536):
-        chunks.append(chunk)
-    os.close(read_end)
-    _, status = os.waitpid(pid, 0)
-    captured = json.loads(b"".join(chunks) or b'{"out": "", "err": ""}')
-    return os.waitstatus_to_exitcode(status), captured["out"], captured["err"]
 
 
 def raw_call_as_nobody(path: str, method: str, parameters: dict[str, Any]) -> dict[str, Any]:

@@ -225,13 +225,19 @@ def test_error_registry_is_consistent() -> None:
     for name, cls in protocol.ERRORS.items():
         assert cls.name == name
         assert issubclass(cls, protocol.VarlinkError)
-        assert cls.exit_code in (protocol.EXIT_FAILED, protocol.EXIT_USAGE, protocol.EXIT_PERMISSION)
+        assert cls.exit_code in (
+            protocol.EXIT_FAILED,
+            protocol.EXIT_USAGE,
+            protocol.EXIT_BUSY,
+            protocol.EXIT_PERMISSION,
+        )
     assert {
         "org.varlink.service.InvalidParameter",
         "org.varlink.service.MethodNotFound",
         "org.varlink.service.InterfaceNotFound",
     } <= SERVICE_ERRORS
     assert protocol.PermissionDenied.exit_code == 77
+    assert protocol.ConnectionLimit.exit_code == 75  # busy, not absent (69): try again later
 
 
 def sample(shape: Shape, name: str) -> Any:

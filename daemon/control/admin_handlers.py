@@ -131,8 +131,10 @@ async def run_tenant_check(ctx: CallContext, params: wire.Empty) -> wire.RunTena
                 )
             )
 
-    job_id = await ctx.app.jobs.submit("tenant_check", "", {"run_id": str(uuid.uuid4())}, actor(ctx))
-    result = await ctx.app.jobs.wait(job_id, emit)
+    # A run over many tenants legitimately takes long, and resumes after a failover: no deadline.
+    run = {"run_id": str(uuid.uuid4())}
+    job_id = await ctx.app.jobs.submit("tenant_check", "", run, actor(ctx), timeout=None)
+    result = await ctx.app.jobs.wait(job_id, emit, timeout=None)
     return wire.RunTenantCheckOut(
         results=msgspec.convert(result["results"], list[wire.CheckResult]), note=result["note"] or None
     )

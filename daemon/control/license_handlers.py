@@ -46,8 +46,9 @@ async def _run_job(ctx: CallContext, kind: str, tenant: str, params: dict[str, A
     async def emit(step: dict[str, Any]) -> None:
         await ctx.emit(wire.OperationOut(step=msgspec.convert(step, wire.Step)))
 
-    job_id = await ctx.app.jobs.submit(kind, tenant, params, actor(ctx))
-    result = await ctx.app.jobs.wait(job_id, emit)
+    timeout = ctx.app.config.control.operation_timeout
+    job_id = await ctx.app.jobs.submit(kind, tenant, params, actor(ctx), timeout=timeout)
+    result = await ctx.app.jobs.wait(job_id, emit, timeout=timeout)
     await ctx.app.refresh()  # the coordinator may be another node: show its result here at once
     return msgspec.convert(result, wire.Outcome)
 

@@ -1,12 +1,15 @@
 """The varlink server: connections, limits, credentials, and dispatch through the method table.
 
-Calls on one connection are answered in order. A message over the size limit,
-a client idle past the timeout, or a connection past the connection limit is
-dropped on its own; other clients never notice.
+Calls on one connection are answered in order. A message over the size limit (or
+too much queued behind a running call), a message nested too deep, a client idle
+past the timeout, or a connection past its user's share or the total is dropped
+on its own, with a named error where the peer can still read one; other clients
+never notice, and warnings about one caller are rate-limited.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import uuid
@@ -19,14 +22,16 @@ import anyio.abc
 import anyio.to_thread
 import msgspec
 
-from paragon_licensed import __version__
+from paragon_licensed import __version__, text
 from paragon_licensed.daemon import log
-from paragon_licensed.daemon.control.framing import FrameBuffer, MessageTooLarge
+from paragon_licensed.daemon.control.admission import Admission
+from paragon_licensed.daemon.control.framing import MAX_DEPTH, FrameBuffer, MessageTooLarge, too_deep
 from paragon_licensed.daemon.control.peer import Peer, may_change, peer_of
 from paragon_licensed.daemon.protocol import (
     INTERFACE,
     INTERFACE_FILE,
     SERVICE,
+    ConnectionLimit,
     ExpectedMore,
     InterfaceNotFound,
     InternalError,
@@ -36,6 +41,7 @@ from paragon_licensed.daemon.protocol import (
     StoreUnavailable,
     VarlinkError,
 )
+from paragon_licensed.daemon.protocol import MessageTooLarge as ProtocolMessageTooLarge
 from paragon_licensed.daemon.store.db import StoreUnavailableError
 
 if TYPE_CHECKING:
@@ -99,6 +105,10 @@ def _parameters(call: CallMessage) -> bytes:
     return b"{}" if raw.strip() == b"null" else raw
 
 
+def _error_frame(error: VarlinkError) -> bytes:
+    return _ENCODE.encode({"error": error.name, "parameters": error.parameters}) + b"\0"
+
+
 def _bad_parameter(exc: msgspec.ValidationError | msgspec.DecodeError) -> InvalidParameter:
     match = _FIELD.search(str(exc))
     name = (match.group(1) or match.group(2)) if match else "parameters"
@@ -125,8 +135,9 @@ class ControlServer:
     def __init__(self, app: Daemon, methods: dict[str, Method]) -> None:
         self.app = app
         self.methods = methods
-        self.active = 0
-        self.refused = 0
+        self.admission = Admission(self._connection_limits)
+        self.pending = 0  # accepted connections not yet admitted or refused
+        self.closed_oversized = 0
         with open(INTERFACE_FILE, encoding="utf-8") as handle:
             self.description = handle.read()
 
@@ -134,66 +145,130 @@ class ControlServer:
     def _limits(self) -> Any:
         return self.app.config.control
 
+    def _connection_limits(self) -> tuple[int, int, int]:
+        c = self._limits
+        return (
+            c.max_connections,
+            c.max_connections_per_user,
+            min(c.reserved_connections, c.max_connections // 2),
+        )
+
     async def serve(self, listener: anyio.abc.SocketListener) -> None:
         async with anyio.create_task_group() as tg:
             while True:
                 try:
                     stream = await listener.accept()
                 except OSError as exc:  # EMFILE and friends: back off instead of spinning
-                    log.warning("control socket accept failed", reason=exc.strerror)
+                    log.throttle.warning(("accept",), "control socket accept failed", reason=exc.strerror)
                     await anyio.sleep(0.1)
                     continue
-                if self.active >= self._limits.max_connections:
-                    self.refused += 1
-                    tg.start_soon(self._refuse, stream)
+                if self.pending >= self._limits.max_connections:
+                    # A flood of connections that never get to their credentials check: shed them
+                    # here, without a task each, so the accept loop keeps draining the backlog.
+                    self.admission.refused += 1
+                    refusal = ConnectionLimit(scope="total", limit=self._limits.max_connections)
+                    with contextlib.suppress(anyio.BrokenResourceError, OSError):
+                        await stream.send(_error_frame(refusal))  # a fresh socket's buffer takes it
+                    await stream.aclose()
                     continue
-                self.active += 1
+                self.pending += 1
                 tg.start_soon(self._connection, stream)
 
-    async def _refuse(self, stream: anyio.abc.SocketStream) -> None:
-        if self.refused in (1, 10, 100) or self.refused % 1000 == 0:
-            log.warning("control connection refused: too many connections", refused=self.refused)
+    async def _admit(self, stream: anyio.abc.SocketStream) -> Peer | None:
+        """The caller, once it has a slot; None when refused (it was told why, and closed)."""
+        try:
+            peer = peer_of(stream.extra(anyio.abc.SocketAttribute.raw_socket))
+            admin = False
+            if self.admission.needs_group_lookup(peer):
+                group = self._limits.admin_group
+                admin = await anyio.to_thread.run_sync(may_change, peer, group)
+        finally:
+            self.pending -= 1
+        refusal = self.admission.admit(peer, admin)
+        if refusal is None:
+            return peer
+        log.throttle.warning(
+            ("refused", peer.uid),
+            "control connection refused: too many connections",
+            scope=refusal.scope,
+            limit=refusal.limit,
+            peer=peer.describe(),
+        )
+        error = ConnectionLimit(scope=refusal.scope, limit=refusal.limit)
+        with anyio.move_on_after(1), contextlib.suppress(anyio.BrokenResourceError, OSError):
+            await stream.send(_error_frame(error))
         await stream.aclose()
+        return None
 
     async def _connection(self, stream: anyio.abc.SocketStream) -> None:
         try:
-            peer = peer_of(stream.extra(anyio.abc.SocketAttribute.raw_socket))
-            frames = FrameBuffer(self._limits.max_message)
-            idle = self._limits.idle_timeout
-            # One cancel scope for the connection's whole life, its deadline moved after each call:
-            # cheaper than a new timeout scope per read, and no idle timeout while a call runs.
+            peer = await self._admit(stream)
+        except Exception as exc:  # the peer vanished before its credentials were read
+            log.throttle.warning(("admission",), "control connection dropped", reason=text.clean(exc, 200))
+            await stream.aclose()
+            return
+        if peer is None:
+            return
+        try:
+            await self._serve_peer(stream, peer)
+        finally:
+            self.admission.release(peer)
+
+    async def _serve_peer(self, stream: anyio.abc.SocketStream, peer: Peer) -> None:
+        try:
             async with stream:
-                with anyio.CancelScope(deadline=anyio.current_time() + idle) as idle_scope:
-                    while True:
-                        message = frames.next()
-                        if message is None:
-                            frames.feed(await stream.receive())
-                            continue
-                        idle_scope.deadline = math.inf
-                        if not await self._call(stream, peer, message, frames):
-                            return
-                        idle_scope.deadline = anyio.current_time() + idle
-                if idle_scope.cancelled_caught:
-                    log.info("control connection closed: idle", peer=peer.describe())
-        except MessageTooLarge as exc:
-            log.warning("control connection closed: message too large", reason=str(exc))
+                await self._read_calls(stream, peer)
         except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
             pass
         except OSError as exc:
-            log.warning("control connection failed", reason=exc.strerror)
-        except Exception:
+            log.throttle.warning(("failed", peer.uid), "control connection failed", reason=exc.strerror)
+        except Exception:  # a connection's failure must never reach the accept loop's task group
             log.logger.exception("control connection failed unexpectedly")
-        finally:
-            self.active -= 1
+
+    async def _read_calls(self, stream: anyio.abc.SocketStream, peer: Peer) -> None:
+        frames = FrameBuffer(self._limits.max_message)
+        idle = self._limits.idle_timeout
+        try:
+            # One cancel scope for the connection's whole life, its deadline moved after each call:
+            # cheaper than a new timeout scope per read, and no idle timeout while a call runs.
+            with anyio.CancelScope(deadline=anyio.current_time() + idle) as idle_scope:
+                while True:
+                    message = frames.next()
+                    if message is None:
+                        frames.feed(await stream.receive())
+                        continue
+                    idle_scope.deadline = math.inf
+                    if not await self._call(stream, peer, message, frames):
+                        return
+                    idle_scope.deadline = anyio.current_time() + idle
+            if idle_scope.cancelled_caught:
+                log.info("control connection closed: idle", peer=peer.describe())
+        except MessageTooLarge:
+            self.closed_oversized += 1
+            log.throttle.warning(
+                ("too large", peer.uid),
+                "control connection closed: message too large",
+                limit=frames.limit,
+                peer=peer.describe(),
+            )
+            with anyio.move_on_after(1):
+                await stream.send(_error_frame(ProtocolMessageTooLarge(limit=frames.limit)))
 
     async def _call(
         self, stream: anyio.abc.SocketStream, peer: Peer, raw: bytes, frames: FrameBuffer
     ) -> bool:
         """Answer one call; False closes the connection (the peer speaks no varlink)."""
         try:
+            if too_deep(raw):
+                raise msgspec.DecodeError(f"nested deeper than {MAX_DEPTH} levels")
             call = _DECODE_CALL.decode(raw)
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            log.warning("control connection closed: not a varlink message", peer=peer.describe())
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
+            log.throttle.warning(
+                ("not varlink", peer.uid),
+                "control connection closed: not a varlink message",
+                reason=text.clean(exc, 200),
+                peer=peer.describe(),
+            )
             return False
 
         async def send(data: bytes) -> None:
@@ -204,21 +279,17 @@ class ControlServer:
         try:
             reply = await self._dispatch(ctx, call, stream, frames)
         except VarlinkError as exc:
-            await send(_ENCODE.encode({"error": exc.name, "parameters": exc.parameters}) + b"\0")
+            await send(_error_frame(exc))
             return True
         except StoreUnavailableError as exc:
-            unavailable = StoreUnavailable(reason=str(exc))
-            await send(
-                _ENCODE.encode({"error": unavailable.name, "parameters": unavailable.parameters}) + b"\0"
-            )
+            await send(_error_frame(StoreUnavailable(reason=str(exc))))
             return True
-        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, MessageTooLarge):
             raise
         except Exception:
             reference = uuid.uuid4().hex[:12]
             log.logger.exception("internal error in %s reference=%s", call.method, reference)
-            error = InternalError(reference=reference)
-            await send(_ENCODE.encode({"error": error.name, "parameters": error.parameters}) + b"\0")
+            await send(_error_frame(InternalError(reference=reference)))
             return True
         await send(_ENCODE.encode({"parameters": reply}) + b"\0")
         return True
@@ -245,7 +316,9 @@ class ControlServer:
         if method.changing:
             group = self.app.config.control.admin_group
             if not await anyio.to_thread.run_sync(may_change, ctx.peer, group):
-                log.warning("permission denied", method=name, peer=ctx.peer.describe())
+                log.throttle.warning(
+                    ("denied", ctx.peer.uid, name), "permission denied", method=name, peer=ctx.peer.describe()
+                )
                 raise PermissionDenied(method=name, required_group=group)
         if method.needs_more and not ctx.more:
             raise ExpectedMore()
@@ -256,7 +329,10 @@ class ControlServer:
     async def _streaming(
         self, ctx: CallContext, method: Method, params: Any, stream: Any, frames: FrameBuffer
     ) -> Any:
-        """Run a streaming call while watching the connection, so a gone client ends it."""
+        """Run a streaming call while watching the connection, so a gone client ends it.
+
+        What the client writes meanwhile is queued for after the call, within the size bound.
+        """
         result: list[Any] = []
         failure: list[Exception] = []
         async with anyio.create_task_group() as tg:
@@ -265,7 +341,10 @@ class ControlServer:
                 try:
                     while True:
                         frames.feed(await stream.receive())
-                except (anyio.EndOfStream, anyio.BrokenResourceError, MessageTooLarge, OSError):
+                except MessageTooLarge as exc:
+                    failure.append(exc)
+                    tg.cancel_scope.cancel()
+                except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
                     tg.cancel_scope.cancel()
 
             async def run() -> None:

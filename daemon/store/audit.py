@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from paragon_licensed import text
 from paragon_licensed.daemon.store.db import Tx
 
 
@@ -24,7 +25,8 @@ def record(
     tx.execute(
         "INSERT INTO audit (at, actor, action, tenant_id, request_id, outcome, detail) "
         "VALUES ({now}, ?, ?, ?, ?, ?, ?)",
-        (actor, action, tenant_id, request_id, outcome, detail),
+        # The detail may quote outside text (a portal's message, a file's content): one clean line.
+        (actor, action, tenant_id, request_id, outcome, text.clean(detail)),
     )
 
 
