@@ -293,7 +293,7 @@ class Daemon:
         self.config = new
         self.build = read_build(new.product)
         self.verifier.set_keys(keys)
-        self.portal = PortalClient(new.portal)
+        self.portal.reconfigure(new.portal)
         async with self.db_guard():
             await self.db.write(self._seed_tenants)
             await self.refresh()

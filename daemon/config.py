@@ -68,8 +68,11 @@ class ControlConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     socket: str = DEFAULT_SOCKET
     admin_group: str = "paragon-license"
     max_connections: int = 256
+    max_connections_per_user: int = 32
+    reserved_connections: int = 32
     max_message: int = 1024 * 1024
     idle_timeout: Duration = Duration(60)
+    operation_timeout: Duration = Duration(900)
 
 
 class StoreConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -97,6 +100,8 @@ class PortalConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     )
     ca_bundle: str = ""
     timeout: Duration = Duration(10)
+    deadline: Duration = Duration(120)
+    max_response: int = 1024 * 1024
     max_concurrency: int = 16
     max_attempts: int = 5
     backoff: Duration = Duration(0.5)
@@ -391,6 +396,8 @@ def _check_semantics(config: Config) -> list[Problem]:
         problems.append(Problem("store.url", '"sqlite:///PATH" or "postgresql://USER@HOST/DB"', found))
     for key, value in (
         ("control.max_connections", config.control.max_connections),
+        ("control.max_connections_per_user", config.control.max_connections_per_user),
+        ("portal.max_response", config.portal.max_response),
         ("portal.max_concurrency", config.portal.max_concurrency),
         ("portal.max_attempts", config.portal.max_attempts),
         ("tenant_check.concurrency", config.tenant_check.concurrency),
@@ -398,6 +405,14 @@ def _check_semantics(config: Config) -> list[Problem]:
     ):
         if value < 1:
             problems.append(Problem(key, "a number of at least 1", str(value)))
+    if config.control.reserved_connections < 0:
+        problems.append(
+            Problem(
+                "control.reserved_connections",
+                "a number of at least 0",
+                str(config.control.reserved_connections),
+            )
+        )
     if not config.reactivation.retry_schedule:
         problems.append(Problem("reactivation.retry_schedule", "at least one duration", "an empty array"))
     cluster = config.cluster
@@ -459,6 +474,7 @@ def flatten(config: Config) -> dict[str, Any]:
 
 # Keys a running daemon applies on SIGHUP; every other key needs a restart.
 RELOADABLE_PREFIXES = (
+    "control.operation_timeout",
     "portal.",
     "tenant_check.",
     "mail.",

@@ -4,10 +4,16 @@ The submitting node follows the job's progress in the store and streams it to
 its caller, so `ctl license reactivate` shows the coordinator's steps whichever
 node it runs on. A job's parameters carry its request_id: a job taken over
 after a failover asks the portal the same question and gets the same answer.
+
+The coordinator runs several jobs at once (the tenant lock keeps one operation
+per tenant), so a job waiting on a slow portal holds up neither imports nor
+other tenants' work. A job carries its caller's deadline: when the caller stops
+waiting, the job is cancelled and recorded as timed out, not left to run on.
 """
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -29,6 +35,8 @@ if TYPE_CHECKING:
 
 Emit = Callable[[dict[str, Any]], Awaitable[None]]
 UNCLAIMED_TIMEOUT = 60.0
+WAIT_TIMEOUT = 900.0  # how long a caller follows a license operation (control.operation_timeout)
+MAX_RUNNING = 8  # jobs the coordinator runs at once
 POLL = 0.1
 CLAIM_POLL = 0.5
 
@@ -42,15 +50,20 @@ class Jobs:
         self._changed.set()
         self._changed = anyio.Event()
 
-    async def submit(self, kind: str, tenant: str, params: dict[str, Any], actor: str) -> str:
+    async def submit(
+        self, kind: str, tenant: str, params: dict[str, Any], actor: str, timeout: float | None = WAIT_TIMEOUT
+    ) -> str:
+        """Hand a job to the coordinator; with a timeout, the job is cancelled when it passes."""
         job_id = str(uuid.uuid4())
         params.setdefault("request_id", str(uuid.uuid4()))
+        if timeout is not None:
+            params["deadline"], params["timeout"] = time.time() + timeout, timeout
         await self.app.db.write(job_q.submit, job_id, kind, tenant, params, self.app.node, actor)
         log.info("job submitted", job=job_id, kind=kind, tenant=tenant, request_id=params["request_id"])
         self._signal()
         return job_id
 
-    async def wait(self, job_id: str, emit: Emit, timeout: float = 900.0) -> Any:
+    async def wait(self, job_id: str, emit: Emit, timeout: float | None = WAIT_TIMEOUT) -> Any:
         """Follow a job to its end, passing each step on; return its result or raise its error."""
         seen = 0
         started = time.monotonic()
@@ -71,27 +84,41 @@ class Jobs:
                 error = OperationTimeout(operation=job.kind, seconds=int(waited))
                 if await self.app.db.write(job_q.give_up, job_id, error.name, error.parameters):
                     raise error
-            elif waited > timeout:
+            elif timeout is not None and waited > timeout:
                 raise OperationTimeout(operation=job.kind, seconds=int(waited))
             with anyio.move_on_after(POLL):
                 await changed.wait()
 
     async def run(self) -> None:
-        """Coordinator duty: take jobs one at a time, oldest first."""
+        """Coordinator duty: take jobs oldest first, up to MAX_RUNNING at once."""
         app = self.app
         fence = app.cluster.fence()
         await app.db.write(job_q.release_own, app.node, fence.term, fence=fence)
-        while True:
-            fence = app.cluster.fence()
-            job = None
-            if await app.db.read(job_q.waiting, fence.term):
-                job = await app.db.write(job_q.claim_next, app.node, fence.term, fence=fence)
-            if job is None:
-                # Jobs submitted on this node wake the runner at once; others are seen by polling.
-                with anyio.move_on_after(CLAIM_POLL):
-                    await self._changed.wait()
-                continue
+        slots = anyio.Semaphore(MAX_RUNNING)
+        try:
+            async with anyio.create_task_group() as tg:
+                while True:
+                    await slots.acquire()
+                    fence = app.cluster.fence()
+                    job = None
+                    if await app.db.read(job_q.waiting, fence.term):
+                        job = await app.db.write(job_q.claim_next, app.node, fence.term, fence=fence)
+                    if job is None:
+                        slots.release()
+                        # Jobs submitted on this node wake the runner at once; others are seen by polling.
+                        with anyio.move_on_after(CLAIM_POLL):
+                            await self._changed.wait()
+                        continue
+                    tg.start_soon(self._run_one, job, slots)
+        except BaseExceptionGroup as group:
+            # The duty's supervisor tells a lost lease from a store outage by the exception's type.
+            raise _first(group) from None
+
+    async def _run_one(self, job: job_q.JobRow, slots: anyio.Semaphore) -> None:
+        try:
             await self._execute(job)
+        finally:
+            slots.release()
 
     async def _execute(self, job: job_q.JobRow) -> None:
         app = self.app
@@ -104,9 +131,14 @@ class Jobs:
             await app.db.write(job_q.add_progress, job.id, entry, fence=fence)
             self._signal()
 
+        deadline = job.params.get("deadline")
+        left = float(deadline) - time.time() if isinstance(deadline, int | float) else math.inf
         try:
-            async with app.tenant_lock(job.tenant_id):
-                result = await self._dispatch(job, report)
+            with anyio.move_on_after(left) as scope:
+                async with app.tenant_lock(job.tenant_id):
+                    result = await self._dispatch(job, report)
+            if scope.cancelled_caught:
+                raise OperationTimeout(operation=job.kind, seconds=int(job.params.get("timeout", 0)))
         except (NotCoordinator, FencedOut):
             raise
         except VarlinkError as exc:
@@ -161,3 +193,8 @@ class Jobs:
 
         outcome = await self.app.tenant_check.run("manual", progress, run_id)
         return {"results": msgspec.to_builtins(outcome.results), "note": outcome.note}
+
+
+def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    first = group.exceptions[0]
+    return _first(first) if isinstance(first, BaseExceptionGroup) else first

@@ -1,41 +1,54 @@
-"""The License Portal client: portal API v1 over HTTPS, with retries that never repeat a business refusal.
+"""The License Portal client: portal API v1, with retries that never repeat a business refusal.
 
-Each attempt runs in a worker thread (requests blocks). Connection errors,
-timeouts, 5xx and 429 are retried with exponential backoff and full jitter,
-honouring Retry-After; a problem answer (4xx with a ``code``) is final. All
-attempts of one call carry the same ``request_id``, so the portal answers a
-retry with the result it already gave.
+Each attempt runs in a worker thread (``portal_http``) and is bounded as a whole
+by ``portal.timeout``: at its deadline the caller shuts the socket, whatever the
+portal is sending. An operation, all its retries included, is bounded by
+``portal.deadline``. Connection errors, timeouts, 5xx and 429 are retried with
+exponential backoff and full jitter, honouring Retry-After; an answer that is
+not JSON or is too large is retried once (``PortalBadAnswer``); a redirect is
+never followed (``PortalRedirected``); a problem answer (4xx with a ``code``) is
+final. Text from the portal is cleaned before anyone stores, logs or prints it.
+All attempts of one call carry the same ``request_id``, so the portal answers a
+retry with the result it already gave. The configuration is read at each
+attempt, so a reload reaches the retries of a running call.
 """
 
 from __future__ import annotations
 
-import os
+import http.client
+import json
 import random
-import re
 import ssl
-import threading
+import time
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import anyio.to_thread
 
+from paragon_licensed import text
 from paragon_licensed.daemon import log
 from paragon_licensed.daemon.config import PortalConfig
-from paragon_licensed.daemon.protocol import PortalNotConfigured, PortalRejected, PortalUnreachable
-
-if TYPE_CHECKING:
-    import requests
+from paragon_licensed.daemon.portal_http import Abort, Reply, TooLarge, Transport
+from paragon_licensed.daemon.protocol import (
+    PortalBadAnswer,
+    PortalNotConfigured,
+    PortalRedirected,
+    PortalRejected,
+    PortalUnreachable,
+)
 
 _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+_CODE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
+BAD_ANSWER_ATTEMPTS = 2  # a garbled answer may be a proxy's hiccup once; twice, it is what answers
 
 
 @dataclass(frozen=True)
 class Answer:
     status: int
     body: dict[str, Any]
-    retry_after: float | None = None
 
 
 class _Transient(Exception):
@@ -47,70 +60,79 @@ class _Transient(Exception):
         self.retry_after = retry_after
 
 
-class _Unreachable(Exception):
-    """An attempt that repeating cannot fix (the certificate does not verify)."""
+class _BadAnswer(_Transient):
+    """Not an answer of the portal API (not JSON, too large): repeated at most once."""
 
 
 class PortalClient:
     def __init__(self, config: PortalConfig) -> None:
         self.config = config
-        self.url = config.url.rstrip("/")
         self._limiter = anyio.CapacityLimiter(config.max_concurrency)
-        self._local = threading.local()
+        self._transport = self._make_transport(config)
         self.calls = 0
-        self._verify = config.ca_bundle or system_ca_bundle()
 
-    def _session(self) -> requests.Session:
-        session: requests.Session | None = getattr(self._local, "session", None)
-        if session is None:
-            import requests
+    @staticmethod
+    def _make_transport(config: PortalConfig) -> Transport:
+        return Transport(config.ca_bundle, config.timeout, config.max_response)
 
-            session = requests.Session()
-            session.headers["User-Agent"] = "paragon-licensed"
-            # The environment is read once here, not on every request (it costs a lot of CPU when
-            # thousands of tenants are renewed): proxies as the environment sets them for the portal.
-            session.trust_env = False
-            session.proxies = requests.utils.get_environ_proxies(self.url)
-            self._local.session = session
-        return session
+    def reconfigure(self, config: PortalConfig) -> None:
+        """Apply a reloaded [portal] section; calls in progress use it from their next attempt."""
+        if (config.ca_bundle, config.timeout, config.max_response) != (
+            self.config.ca_bundle,
+            self.config.timeout,
+            self.config.max_response,
+        ):
+            self._transport = self._make_transport(config)
+        self._limiter.total_tokens = config.max_concurrency
+        self.config = config
+
+    @property
+    def url(self) -> str:
+        return self.config.url.rstrip("/")
 
     async def post(
         self, path: str, body: dict[str, Any], what: str, guard: Callable[[], object] | None = None
     ) -> dict[str, Any]:
         """POST with retries; `guard` runs before every attempt and may raise to stop them
         (the coordinator checks that its lease is still current)."""
-        return await self._call("POST", path, body, None, what, guard)
+        return await self._call(
+            "POST", path, json.dumps(body).encode(), body.get("request_id", ""), what, guard
+        )
 
     async def get(self, path: str, query: dict[str, str], what: str) -> dict[str, Any]:
-        return await self._call("GET", path, None, query, what)
+        return await self._call("GET", f"{path}?{urllib.parse.urlencode(query)}", None, "", what)
 
     async def _call(
         self,
         method: str,
         path: str,
-        body: dict[str, Any] | None,
-        query: dict[str, str] | None,
+        body: bytes | None,
+        request_id: str,
         what: str,
         guard: Callable[[], object] | None = None,
     ) -> dict[str, Any]:
-        if not self.url:
-            raise PortalNotConfigured()
-        request_id = (body or {}).get("request_id", "")
-        attempts = self.config.max_attempts
-        for attempt in range(1, attempts + 1):
+        started = time.monotonic()
+        attempt = bad_answers = 0
+        while True:
+            attempt += 1
+            config, url = self.config, self.url
+            if not url:
+                raise PortalNotConfigured()
             if guard is not None:
                 guard()
+            left = config.deadline - (time.monotonic() - started)
             try:
-                async with self._limiter:
-                    answer = await anyio.to_thread.run_sync(
-                        self._attempt, method, path, body, query, abandon_on_cancel=True
-                    )
-            except _Unreachable as exc:
-                raise PortalUnreachable(url=self.url, reason=str(exc)) from None
+                answer = await self._attempt(method, url + path, body, max(0.1, min(config.timeout, left)))
             except _Transient as exc:
-                if attempt == attempts:
-                    raise PortalUnreachable(url=self.url, reason=exc.reason) from None
+                bad_answers += isinstance(exc, _BadAnswer)
+                if bad_answers >= BAD_ANSWER_ATTEMPTS:
+                    raise PortalBadAnswer(url=url, reason=exc.reason) from None
                 delay = self._delay(attempt, exc.retry_after)
+                left = config.deadline - (time.monotonic() - started)
+                if attempt >= config.max_attempts or delay >= left:
+                    if isinstance(exc, _BadAnswer):
+                        raise PortalBadAnswer(url=url, reason=exc.reason) from None
+                    raise PortalUnreachable(url=url, reason=exc.reason) from None
                 log.warning(
                     "portal call failed, retrying",
                     call=what,
@@ -123,10 +145,38 @@ class PortalClient:
                 continue
             if 200 <= answer.status < 300:
                 return answer.body
-            code = str(answer.body.get("code") or f"http_{answer.status}")
-            message = str(answer.body.get("detail") or answer.body.get("title") or "no detail given")
-            raise PortalRejected(code=code, message=message)
-        raise AssertionError("unreachable: the loop returns or raises")
+            raise PortalRejected(code=_code(answer), message=_message(answer))
+
+    async def _attempt(self, method: str, url: str, body: bytes | None, timeout: float) -> Answer:
+        """One exchange in a worker thread; at the deadline its socket is shut, ending the thread."""
+        abort = Abort()
+        transport = self._transport
+        self.calls += 1
+        finished = False
+        async with self._limiter:
+            try:
+                with anyio.fail_after(timeout):
+                    reply = await anyio.to_thread.run_sync(
+                        transport.exchange, method, url, body, abort, abandon_on_cancel=True
+                    )
+                finished = True
+            except TimeoutError:
+                raise _Transient(f"no complete answer within {timeout:g} s") from None
+            except ssl.SSLCertVerificationError as exc:
+                reason = text.clean(exc.verify_message or exc.reason or exc, 200)
+                raise PortalUnreachable(
+                    url=self.url, reason=f"TLS verification failed: certificate verify failed: {reason}"
+                ) from None
+            except ssl.SSLError as exc:
+                raise _Transient(f"TLS failed: {text.clean(exc.reason or exc, 200)}") from None
+            except TooLarge as exc:
+                raise _BadAnswer(f"{exc} (portal.max_response)") from None
+            except (OSError, ValueError, http.client.HTTPException) as exc:
+                raise _Transient(f"connection failed: {text.clean(_describe(exc), 200)}") from None
+            finally:
+                if not finished:  # timed out or cancelled: the abandoned thread must not go on
+                    abort.abort()
+        return _answer(reply, self.url)
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -134,66 +184,44 @@ class PortalClient:
         ceiling = min(self.config.max_backoff, self.config.backoff * 2 ** (attempt - 1))
         return random.uniform(ceiling / 2, ceiling)
 
-    def _attempt(
-        self, method: str, path: str, body: dict[str, Any] | None, query: dict[str, str] | None
-    ) -> Answer:
-        import requests
 
-        self.calls += 1
-        session = self._session()
-        try:
-            # Prepared directly and sent: the session has nothing to merge in (no cookies, no
-            # environment), and skipping that saves a good part of each call's CPU time.
-            prepared = requests.Request(
-                method, self.url + path, json=body, params=query, headers=session.headers
-            ).prepare()
-            response = session.send(
-                prepared, timeout=self.config.timeout, verify=self._verify, proxies=session.proxies
-            )
-        except requests.exceptions.SSLError as exc:
-            raise _Unreachable(f"TLS verification failed: {_short(exc)}") from None
-        except requests.exceptions.Timeout:
-            raise _Transient(f"no answer within {self.config.timeout:g} s") from None
-        except requests.exceptions.ConnectionError as exc:
-            raise _Transient(f"connection failed: {_short(exc)}") from None
-        except requests.exceptions.RequestException as exc:
-            raise _Transient(_short(exc)) from None
-        if response.status_code in _RETRY_STATUS:
-            raise _Transient(f"HTTP {response.status_code}", _retry_after(response))
-        try:
-            parsed = response.json()
-        except ValueError:
-            raise _Transient(f"HTTP {response.status_code} without a JSON body") from None
-        if not isinstance(parsed, dict):
-            raise _Transient(f"HTTP {response.status_code} with an unexpected body")
-        return Answer(response.status_code, parsed)
+def _answer(reply: Reply, url: str) -> Answer:
+    """The parsed answer, or the reason it is not one."""
+    if 300 <= reply.status < 400:
+        location = text.clean(reply.headers.get("location") or "nowhere (no Location header)", 300)
+        raise PortalRedirected(url=url, location=location)
+    if reply.status in _RETRY_STATUS:
+        raise _Transient(f"HTTP {reply.status}", _retry_after(reply))
+    try:
+        parsed = json.loads(reply.body)
+    except (ValueError, RecursionError):
+        raise _BadAnswer(f"HTTP {reply.status} without a JSON body") from None
+    if not isinstance(parsed, dict):
+        raise _BadAnswer(f"HTTP {reply.status} with a JSON body that is not an object")
+    return Answer(reply.status, parsed)
 
 
-def system_ca_bundle() -> str | bool:
-    """The system trust store OpenSSL uses (not the bundle shipped with requests), when there is one."""
-    paths = ssl.get_default_verify_paths()
-    for candidate in (paths.cafile, paths.openssl_cafile):
-        if candidate and os.path.isfile(candidate):
-            return candidate
-    return True
+def _code(answer: Answer) -> str:
+    code = str(answer.body.get("code") or f"http_{answer.status}")[:64].lower()
+    return code if code and set(code) <= _CODE_CHARS else f"http_{answer.status}"
 
 
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
+def _message(answer: Answer) -> str:
+    return text.clean(answer.body.get("detail") or answer.body.get("title") or "no detail given")
+
+
+def _retry_after(reply: Reply) -> float | None:
+    value = reply.headers.get("retry-after")
     if value is None:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         return None
+    return seconds if 0 <= seconds < float("inf") else None
 
 
-def _short(exc: BaseException) -> str:
-    text = str(exc)
-    verify = re.search(r"certificate verify failed: ([^(']+)", text)
-    if verify:
-        return f"certificate verify failed: {verify.group(1).strip()}"
-    for marker in ("Caused by ", "Failed to establish a new connection: "):
-        if marker in text:
-            text = text.split(marker, 1)[1]
-    return text.strip("()'\" ")[:200] or type(exc).__name__
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__

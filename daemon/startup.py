@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from paragon_licensed import text
 from paragon_licensed.daemon import log
 from paragon_licensed.daemon.localstate import Marker
 from paragon_licensed.daemon.protocol import (
@@ -228,7 +229,7 @@ class Startup:
                 except (PortalUnreachable, PortalRejected, PortalNotConfigured) as exc:
                     log.info("portal's current license unknown", tenant=tenant, reason=exc.short_name)
                     return
-                portal_id = str(current.get("license_id", ""))
+                portal_id = text.clean(current.get("license_id") or "", 128)
                 if portal_id in ("", license_id):
                     return
                 # A license this store never installed, and no request of ours waiting for its
