@@ -180,9 +180,10 @@ def test_requests_command(portal: PortalProcess) -> None:
 
 def test_help_marks_the_testing_aids() -> None:
     text = " ".join(run("serve", "--help").stdout.split())
-    for option in ("--latency", "--fail-rate", "--fail-first", "--fail-code", "--retry-after"):
+    aids = ("--latency", "--fail-rate", "--fail-first", "--fail-code", "--retry-after", "--hold-after")
+    for option in aids:
         assert option in text
-    assert text.count("TESTING AID") == 5
+    assert text.count("TESTING AID") == len(aids)
     top = run("--help").stdout
     for command in ("keygen", "orders", "serve", "offline", "requests"):
         assert command in top
