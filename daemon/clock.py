@@ -77,6 +77,7 @@ class TrustedClock:
         self.problem: str | None = None
         self._persisted = 0.0
         self._persisted_at = -PERSIST_EVERY
+        self._step = 0.0  # system clock minus monotonic clock at the last sample
 
     def install(self) -> None:
         read_offset()
@@ -98,9 +99,12 @@ class TrustedClock:
         return self.high_water if self.problem is not None and system < self.high_water else system
 
     def sample(self) -> bool:
-        """Compare the system clock with the mark; True when the problem appeared or went away."""
+        """Compare the system clock with the mark; True when the problem appeared or went away,
+        or the clock jumped (licenses are judged again at once, not at the next sweep)."""
         read_offset()
         system, mark = system_now(), self.high_water
+        step, self._step = self._step, system - time.monotonic()
+        jumped = abs(self._step - step) > 1.0
         before = self.problem
         if system >= mark - TOLERANCE:
             self.raise_to(system)
@@ -118,7 +122,7 @@ class TrustedClock:
             else:
                 log.info("system clock correct again")
             return True
-        return False
+        return jumped
 
     async def persist(self) -> None:
         """Write the mark down (state_dir and store) when it moved a minute or more; read the

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -76,8 +77,10 @@ def test_a_store_that_is_no_database_at_start_is_reported_and_the_local_copy_ser
         data[:100] = bytes(100)
         inst.store.write_bytes(bytes(data))
 
+    started = time.monotonic()
     inst.start()
     status = inst.daemon.wait_until(lambda: store_down(inst), what="the store reported unavailable")
+    record(f"3 {damage}", "store_problem named (from the start command)", time.monotonic() - started)
     problem = status["store_problem"]
     assert str(inst.store) in problem, problem
     assert "restore the store from a backup or move the file away" in problem, problem
@@ -168,11 +171,13 @@ def test_a_store_deleted_while_running_keeps_the_license_through_a_restart_witho
     portal.stop()
     assert inst.daemon.stop() == 0
     inst.log_mark = len(inst.daemon.log())
+    started = time.monotonic()
     inst.daemon.start()
     inst.daemon.wait_until(lambda: store_up(inst), what="the new store open")
     tenant = inst.daemon.wait_until(
         lambda: (t := inst.tenant())["support_id"] == before["support_id"] and t, what="the license served"
     )
+    record("5", "license served from the local copy (from the restart command)", time.monotonic() - started)
     assert "local copy" in tenant["reason"], tenant
     assert tenant["state"] in ("active", "needs_reactivation"), tenant
     assert served(inst) == before
@@ -183,8 +188,10 @@ def test_a_store_deleted_while_running_keeps_the_license_through_a_restart_witho
 
     # The portal is back: the reactivation reissues the license into the new store.
     portal.start()
+    started = time.monotonic()
     inst.daemon.ctl("license", "reactivate", check=True)
     inst.wait_state("active")
+    record("5", "recovered: reissued by the portal (from the reactivate command)", time.monotonic() - started)
     after = served(inst)
     assert after["license_id"] != before["license_id"]
     assert "local copy" not in inst.tenant()["reason"]

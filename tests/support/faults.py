@@ -10,6 +10,7 @@ Mounts need root, as CI has; each is undone in a ``finally``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -90,20 +91,14 @@ class ReadOnly:
 def fill(folder: Path) -> Path:
     """Fill the file system of folder completely; returns the filler file to delete."""
     filler = folder / "filler"
-    chunk = b"\0" * 65536
-    with open(filler, "wb") as out:
-        try:
-            while True:
-                out.write(chunk)
-                out.flush()
-        except OSError:
-            pass
-        try:
-            while True:
-                out.write(b"\0")
-                out.flush()
-        except OSError:
-            pass
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for size in (1 << 20, 65536, 4096, 512, 1):
+            with contextlib.suppress(OSError):
+                while os.write(fd, b"\0" * size):
+                    pass
+    finally:
+        os.close(fd)
     return filler
 
 
