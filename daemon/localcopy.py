@@ -2,9 +2,10 @@
 
 The copy in `paths.state_dir` outlives the store: a store that was lost (deleted,
 damaged, replaced by an empty one) must not take the node's licenses with it. A
-tenant whose stored license is missing, or older than the copy, is judged by the
-copy, and says so, until the store has a license at least as new (the store is
-back, or the portal reissued one).
+tenant the store has no license for is judged by the copy, and says so, until the
+store has one again (the store is back, or the portal reissued it). A store with
+an older license than the copy is a restore, which the start-up checks detect
+and reactivate; its license is the one judged meanwhile.
 """
 
 from __future__ import annotations
@@ -54,9 +55,9 @@ class LocalCopies:
         return [self.overlay(_empty(tenant)) for tenant in sorted(self.rows)]
 
     def overlay(self, row: TenantRow) -> TenantRow:
-        """The store's row, with the copy's license when the store has none or an older one."""
+        """The store's row, with the copy's license when the store has none."""
         copy = self.rows.get(row.id)
-        if copy is None or (row.license is not None and row.license.issued_at >= copy.issued_at):
+        if copy is None or row.license is not None:
             return row
         return dataclasses.replace(row, license=copy)
 

@@ -89,8 +89,7 @@ def evaluate(app: Daemon, row: TenantRow, now: float | None = None) -> TenantVie
         grace = row.grace_until if state == "needs_reactivation" else None
         if is_local_copy(row.license):
             reason += (
-                "; from this node's verified local copy: the store has no license for this tenant, "
-                "or an older one"
+                "; from this node's verified local copy: the store has no license for this tenant"
                 if app.store_opened
                 else "; from this node's verified local copy until the store answers"
             )
