@@ -11,6 +11,8 @@ from paragon_licensed.daemon.protocol import VarlinkError
 
 CHECK_OK, CHECK_WARNING, CHECK_CRITICAL, CHECK_UNKNOWN = 0, 1, 2, 3
 _SEVERITY = {"active": CHECK_OK, "expiring": CHECK_WARNING}
+# Faults the daemon survives, each a sentence: they make a check a WARNING at least.
+_FAULTS = (("state_problem", "State folder"), ("clock_problem", "Clock"))
 
 
 def status(ctx: Context) -> int:
@@ -41,6 +43,7 @@ def _summary(s: dict[str, Any]) -> str:
             ("Store", store),
             ("Daemon", f"{s['version']}, {s['activity']}"),
         ]
+        + [(label, f"PROBLEM: {s[key]}") for key, label in _FAULTS if s.get(key)]
     )
 
 
@@ -95,13 +98,16 @@ def identity(ctx: Context) -> int:
 def check(ctx: Context) -> int:
     """One line and an exit code, as monitoring plugins (Nagios, Icinga) expect."""
     try:
-        tenants = ctx.call("GetStatus")["status"]["tenants"]
+        reply = ctx.call("GetStatus")["status"]
     except Unreachable as exc:
         return _report(CHECK_UNKNOWN, f"daemon unreachable on {exc.path}: {exc.reason}", ctx, [])
     except Busy as exc:
         return _report(CHECK_UNKNOWN, f"daemon busy on {exc.path}: {exc.reason}", ctx, [])
     except VarlinkError as exc:
         return _report(CHECK_UNKNOWN, exc.sentence(), ctx, [])
+    tenants = reply["tenants"]
+    faults = [f"store unavailable: {reply['store_problem']}"] if reply.get("store_problem") else []
+    faults += [str(reply[key]) for key, _ in _FAULTS if reply.get(key)]
     wanted = ctx.args.tenant
     if wanted is not None:
         tenants = [t for t in tenants if t["tenant"] == wanted]
@@ -116,6 +122,9 @@ def check(ctx: Context) -> int:
         message = f"{len(tenants)} tenant(s) licensed; soonest expiry {date(soonest['valid_until'])}"
     else:
         message = "; ".join(f"{t['tenant']} {human(t['state'])}: {t['reason']}" for t in problems)
+    if faults:
+        worst = max(worst, CHECK_WARNING)
+        message = "; ".join([message, *faults])
     return _report(worst, message, ctx, tenants)
 
 

@@ -22,6 +22,7 @@ import anyio.abc
 from paragon_licensed import __version__
 from paragon_licensed.daemon import log
 from paragon_licensed.daemon.build import read_build
+from paragon_licensed.daemon.clock import TrustedClock
 from paragon_licensed.daemon.cluster import Cluster
 from paragon_licensed.daemon.config import Config, ConfigError, changed_keys, load_config
 from paragon_licensed.daemon.control.listener import SocketInUse, bind, remove
@@ -32,6 +33,7 @@ from paragon_licensed.daemon.identity import Identity, IdentityError, read_ident
 from paragon_licensed.daemon.jobs import Jobs
 from paragon_licensed.daemon.keys import load_keys
 from paragon_licensed.daemon.licensing import Licensing
+from paragon_licensed.daemon.localcopy import LocalCopies
 from paragon_licensed.daemon.localstate import LocalState
 from paragon_licensed.daemon.mailer import Mailer
 from paragon_licensed.daemon.notify import notification_to_wire
@@ -69,6 +71,8 @@ class Daemon:
         self.db: Database = open_database(config)
         self.portal = PortalClient(config.portal)
         self.local = LocalState(config.paths.state_dir)
+        self.local_copies = LocalCopies(self)
+        self.clock = TrustedClock(self)
         self.licensing = Licensing(self)
         self.jobs = Jobs(self)
         self.startup = Startup(self)
@@ -178,7 +182,8 @@ class Daemon:
         if self.build.problem:
             log.warning(f"product build unknown: {self.build.problem}")
         self.store_problem = "not connected yet"
-        self.view.load_local(self.local.load_licenses())
+        self.clock.install()
+        self._load_local_copies()
         try:
             control = bind(self.config.control.socket)
         except SocketInUse as exc:
@@ -193,6 +198,7 @@ class Daemon:
                 tg.start_soon(self.server.serve, listener)
                 await tg.start(self._signals, tg.cancel_scope)
                 tg.start_soon(self._watchdog)
+                tg.start_soon(self._watch_faults)
                 # Normally the store answers at once and READY=1 means "fully up"; a store that is
                 # down must not keep the node from serving what it knows from its local copies.
                 await tg.start(self._with_store)
@@ -251,6 +257,40 @@ class Daemon:
                 self.notifier.status(f"store unavailable: {exc}")
                 await anyio.sleep(delay)
                 delay = min(delay * 2, 30.0)
+
+    def _load_local_copies(self) -> None:
+        documents = self.local.load_licenses()
+        self.local_copies.load(documents)
+        self.local.copies = documents
+        self.local.issued = {t: row.issued_at for t, row in self.local_copies.rows.items()}
+        self.view.load_local()
+
+    async def _watch_faults(self) -> None:
+        """Every heartbeat: the clock against the trusted time, the state folder's disk; a failed
+        local write is retried. Never ends on an error: the daemon outlives its disk."""
+        reported: str | None = None
+        while True:
+            try:
+                changed = self.clock.sample()
+                await anyio.to_thread.run_sync(self.local.probe)
+                problem = self.local.problem
+                if problem != reported:
+                    changed = True
+                    if problem is not None:
+                        log.warning("state folder problem", detail=problem)
+                    else:
+                        log.info("state folder writable again", folder=str(self.local.root))
+                    reported = problem
+                if self.local.write_problem is not None and self.store_opened:
+                    await self.startup.sync_local_state(force=True)
+                if changed:
+                    for view in await self.view.reevaluate():
+                        self.events.emit("state_changed", view.reason, tenant=view.tenant, state=view.state)
+                    self.view.invalidate()
+                await self.clock.persist()
+            except (OSError, StoreUnavailableError) as exc:
+                log.warning("fault watch: will try again", reason=exc)
+            await anyio.sleep(self.config.cluster.heartbeat)
 
     def _seed_tenants(self, tx: Tx) -> None:
         for seed in self.config.tenants:

@@ -21,6 +21,16 @@ def _load(path: str | None) -> Config:
         sys.exit(exc.exit_code)
 
 
+def _paths_usable(config: Config, source: str, disk_faults: bool) -> None:
+    """Exit 2 with one line per problem when the file system cannot hold what the daemon needs."""
+    from paragon_licensed.daemon.pathcheck import path_problems
+
+    problems = path_problems(config, disk_faults)
+    if problems:
+        click.echo("\n".join(p.line(source) for p in problems), err=True)
+        sys.exit(ConfigError.exit_code)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """The license daemon of a print-management installation's management nodes."""
@@ -32,7 +42,11 @@ def run(config_path: str | None) -> None:
     """Run the daemon in the foreground (systemd runs this)."""
     from paragon_licensed.daemon.service import run_daemon
 
-    sys.exit(run_daemon(_load(config_path), config_path or default_config_path()))
+    config = _load(config_path)
+    source = config_path or default_config_path()
+    # A read-only or full disk is survived (and reported in status), not refused.
+    _paths_usable(config, source, disk_faults=False)
+    sys.exit(run_daemon(config, source))
 
 
 @cli.command()
@@ -54,6 +68,7 @@ def check_config(config_path: str | None) -> None:
 
     config = _load(config_path)
     source = config_path or default_config_path()
+    _paths_usable(config, source, disk_faults=True)
     try:
         keys = load_keys(config)
     except KeyFileError as exc:

@@ -103,10 +103,13 @@ class Cluster:
             failures = 0
             went_back = snapshot.full and bool(app.view.snapshot.store_id)
             app.apply_snapshot(snapshot)
-            if went_back:
-                await app.startup.check_marker()
-            await app.publish_notifications()
-            await app.startup.sync_local_state()
+            try:
+                if went_back:
+                    await app.startup.check_marker()
+                await app.publish_notifications()
+                await app.startup.sync_local_state()
+            except StoreUnavailableError as exc:
+                log.warning("store unavailable after the heartbeat", reason=exc)  # the next beat reports it
             await anyio.sleep(interval)
 
     def _beat(self, tx: Tx, since: tuple[str, int] | None) -> Snapshot:
@@ -164,6 +167,7 @@ class Cluster:
     async def _supervise(self, duty: Callable[[], Awaitable[None]]) -> None:
         """Run a duty; if it fails unexpectedly, log it and start it again after a pause."""
         name = getattr(duty, "__qualname__", repr(duty))
+        waiting = ""
         while True:
             try:
                 await duty()
@@ -172,7 +176,9 @@ class Cluster:
                 log.warning("coordinator duty stopped: no longer the coordinator", duty=name, reason=exc)
                 return
             except StoreUnavailableError as exc:
-                log.warning("coordinator duty waits for the store", duty=name, reason=exc)
+                if str(exc) != waiting:  # once per outage, not every 5 s while it lasts
+                    log.warning("coordinator duty waits for the store", duty=name, reason=exc)
+                waiting = str(exc)
             except Exception:
                 log.logger.exception("coordinator duty %s failed; restarting it in 5 s", name)
             await anyio.sleep(5.0)

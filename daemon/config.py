@@ -7,6 +7,8 @@ Unknown keys are errors: a typo must not be ignored silently.
 from __future__ import annotations
 
 import ipaddress
+import json
+import math
 import os
 import re
 import tomllib
@@ -25,6 +27,11 @@ DEFAULT_SOCKET = "/run/paragon-licensed/io.paragon.License"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+# The same rule as `ctl tenants set`: a tenant ID ends up in file names, log lines and URLs.
+_TENANT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+TENANT_ID_RULE = (
+    "a tenant ID of letters, digits, '.', '_' and '-' (up to 128, not starting with '.', '_' or '-')"
+)
 
 
 class Duration(float):
@@ -35,7 +42,11 @@ class Duration(float):
         match = _DURATION.match(text)
         if match is None:
             raise ValueError(text)
-        return cls(float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        if not math.isfinite(seconds):
+            # Hundreds of digits parse as infinity, which no sleep or timeout accepts.
+            raise OverflowError(text)
+        return cls(seconds)
 
     def __repr__(self) -> str:
         return format_duration(self)
@@ -323,7 +334,7 @@ def _convert(tp: Any, value: Any, key: str, problems: list[Problem]) -> Any:
         if isinstance(value, str):
             try:
                 return Duration.parse(value)
-            except ValueError:
+            except (ValueError, OverflowError):
                 pass
     elif tp is bool:
         if isinstance(value, bool):
@@ -369,6 +380,8 @@ def _check_semantics(config: Config) -> list[Problem]:
     for i, tenant in enumerate(config.tenants):
         if not tenant.id.strip():
             problems.append(Problem(f"tenants[{i}].id", "a non-empty tenant ID", '""'))
+        elif not _TENANT_ID.fullmatch(tenant.id):
+            problems.append(Problem(f"tenants[{i}].id", TENANT_ID_RULE, json.dumps(tenant.id)))
         elif tenant.id in seen:
             problems.append(Problem(f"tenants[{i}].id", "a tenant ID used once", f'"{tenant.id}" again'))
         seen.add(tenant.id)
@@ -394,25 +407,7 @@ def _check_semantics(config: Config) -> list[Problem]:
             else _describe(url)
         )
         problems.append(Problem("store.url", '"sqlite:///PATH" or "postgresql://USER@HOST/DB"', found))
-    for key, value in (
-        ("control.max_connections", config.control.max_connections),
-        ("control.max_connections_per_user", config.control.max_connections_per_user),
-        ("portal.max_response", config.portal.max_response),
-        ("portal.max_concurrency", config.portal.max_concurrency),
-        ("portal.max_attempts", config.portal.max_attempts),
-        ("tenant_check.concurrency", config.tenant_check.concurrency),
-        ("mail.smtp_port", config.mail.smtp_port),
-    ):
-        if value < 1:
-            problems.append(Problem(key, "a number of at least 1", str(value)))
-    if config.control.reserved_connections < 0:
-        problems.append(
-            Problem(
-                "control.reserved_connections",
-                "a number of at least 0",
-                str(config.control.reserved_connections),
-            )
-        )
+    problems.extend(check_ranges(config))
     if not config.reactivation.retry_schedule:
         problems.append(Problem("reactivation.retry_schedule", "at least one duration", "an empty array"))
     cluster = config.cluster
@@ -431,6 +426,79 @@ def _check_semantics(config: Config) -> list[Problem]:
                 "cluster.node_timeout",
                 "a timeout longer than cluster.heartbeat",
                 f"{cluster.node_timeout!r} with heartbeat {cluster.heartbeat!r}",
+            )
+        )
+    return problems
+
+
+# Every number's range: (key, minimum, maximum). Outside it the daemon would spin (a zero
+# period), hang (a zero limit) or overflow (a duration of centuries). Durations are seconds.
+_MINUTE, _HOUR, _DAY = 60.0, 3600.0, 86400.0
+RANGES: tuple[tuple[str, float, float], ...] = (
+    ("control.max_connections", 1, 65536),
+    ("control.max_connections_per_user", 1, 65536),
+    ("control.reserved_connections", 0, 65536),
+    ("control.max_message", 4096, 64 * 1024 * 1024),
+    ("control.idle_timeout", 1.0, _DAY),
+    ("control.operation_timeout", 1.0, _DAY),
+    ("store.busy_timeout", 0.1, 10 * _MINUTE),
+    ("portal.timeout", 1.0, 10 * _MINUTE),
+    ("portal.deadline", 1.0, _DAY),
+    ("portal.max_response", 4096, 64 * 1024 * 1024),
+    ("portal.max_concurrency", 1, 256),
+    ("portal.max_attempts", 1, 100),
+    ("portal.backoff", 0.01, _HOUR),
+    ("portal.max_backoff", 0.01, _DAY),
+    ("cluster.heartbeat", 0.1, _MINUTE),
+    ("cluster.node_timeout", 0.5, _DAY),
+    ("cluster.lease", 1.0, _HOUR),
+    ("cluster.renew", 0.1, _HOUR),
+    ("cluster.renew_deadline", 0.5, _HOUR),
+    ("reactivation.grace_period", 0.0, 365 * _DAY),
+    ("reactivation.retry_schedule", 1.0, 30 * _DAY),
+    ("reactivation.retry_jitter", 0.0, 1.0),
+    ("reactivation.grace_reminder", 1.0, 365 * _DAY),
+    ("tenant_check.interval", _MINUTE, 365 * _DAY),
+    ("tenant_check.expiring_within", 0.0, 365 * _DAY),
+    ("tenant_check.reminder_interval", 1.0, 365 * _DAY),
+    ("tenant_check.splay", 0.0, 365 * _DAY),
+    ("tenant_check.concurrency", 1, 256),
+    ("tenant_check.breaker_failures", 1, 1000),
+    ("mail.smtp_port", 1, 65535),
+    ("mail.timeout", 1.0, 10 * _MINUTE),
+    ("mail.retry_backoff", 1.0, _DAY),
+    ("mail.max_retry_backoff", 1.0, 30 * _DAY),
+)
+
+
+def _bound(value: float, duration: bool) -> str:
+    if duration:
+        return format_duration(value)
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def check_ranges(config: Config) -> list[Problem]:
+    """Every numeric and duration key within its documented range; one problem per key."""
+    problems: list[Problem] = []
+    values = flatten(config)
+    for key, low, high in RANGES:
+        found = values[key]
+        for index, value in enumerate(found) if isinstance(found, list) else [(None, found)]:
+            if low <= value <= high:
+                continue
+            duration = isinstance(value, Duration)
+            name = key if index is None else f"{key}[{index}]"
+            kind = "a duration" if duration else "a number"
+            expected = f"{kind} from {_bound(low, duration)} to {_bound(high, duration)}"
+            problems.append(Problem(name, expected, _bound(value, duration)))
+    if config.portal.max_backoff < config.portal.backoff:
+        problems.append(
+            Problem("portal.max_backoff", "at least portal.backoff", f"{config.portal.max_backoff!r}")
+        )
+    if config.mail.max_retry_backoff < config.mail.retry_backoff:
+        problems.append(
+            Problem(
+                "mail.max_retry_backoff", "at least mail.retry_backoff", f"{config.mail.max_retry_backoff!r}"
             )
         )
     return problems

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from paragon_licensed.daemon import log, wire
+from paragon_licensed.daemon import clock, log, wire
 from paragon_licensed.daemon.protocol import (
     CTL,
     BuildUnknown,
@@ -240,7 +240,7 @@ class Licensing:
                 self.app.verifier.keys,
                 tenant_id=tenant,
                 integrity_key=expected,
-                now=datetime.now(UTC),
+                now=datetime.fromtimestamp(clock.now(), UTC),
                 max_skew=timedelta(seconds=MAX_SKEW),
             )
         except LicenseRejected as exc:

@@ -153,31 +153,37 @@ class Startup:
         Runs after the start-up check, when the generation moved, at most every few seconds
         (a tenant check of thousands of tenants must not rewrite the copies each time).
         """
-        view = self.app.view
-        if not self.marker_checked or view.snapshot.generation == self._marker_generation:
+        view, local = self.app.view, self.app.local
+        if not self.marker_checked or not local.due():
+            return  # before the start-up check, or backing off after a failed write
+        if view.snapshot.generation == self._marker_generation and local.write_problem is None:
             return
-        if not force and time.monotonic() - self._synced_at < SYNC_INTERVAL:
+        if not force and time.monotonic() - self._synced_at < SYNC_INTERVAL and local.write_problem is None:
             return
         self._synced_at = time.monotonic()
-        self._marker_generation = view.snapshot.generation
         # The copies are rewritten whole: with thousands of tenants, not at every change.
         every = SYNC_INTERVAL if len(view.tenants) <= 1000 else COPY_INTERVAL
-        if force or time.monotonic() - self._copied_at >= every:
-            self._copied_at = time.monotonic()
+        if force or local.write_problem is not None or time.monotonic() - self._copied_at >= every:
             documents = {
-                name: tenant.row.license.document
+                name: (tenant.row.license.document, tenant.payload.issued_at.timestamp())
                 for name, tenant in view.tenants.items()
                 if tenant.row.license is not None and tenant.payload is not None and tenant.state != "invalid"
             }
-            await anyio.to_thread.run_sync(self.app.local.save_licenses, documents)
+            if not await anyio.to_thread.run_sync(local.save_licenses, documents):
+                return  # reported in status; retried after the backoff
+            self._copied_at = time.monotonic()
+            for name, tenant in view.tenants.items():
+                if tenant.payload is not None and local.copies.get(name) == documents.get(name, ("",))[0]:
+                    self.app.local_copies.keep(name, local.copies[name], tenant.payload)
         licenses = {
             name: tenant.payload.license_id
             for name, tenant in view.tenants.items()
             if tenant.payload is not None
         }
         marker = Marker(view.snapshot.store_id, view.snapshot.generation, licenses)
-        if marker != self.app.local.read_marker():
-            await anyio.to_thread.run_sync(self.app.local.write_marker, marker)
+        if marker != local.read_marker() and not await anyio.to_thread.run_sync(local.write_marker, marker):
+            return
+        self._marker_generation = view.snapshot.generation
 
     # -- the coordinator, once per take-over
 

@@ -11,14 +11,14 @@ period); otherwise the validity decides.
 from __future__ import annotations
 
 import functools
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import msgspec
 
-from paragon_licensed.daemon import wire
+from paragon_licensed.daemon import clock, wire
+from paragon_licensed.daemon.localcopy import is_local_copy
 from paragon_licensed.daemon.protocol import CTL
 from paragon_licensed.daemon.store.tenants import TenantRow
 from paragon_licensed.daemon.timefmt import days_left, rfc3339
@@ -83,10 +83,16 @@ class TenantView:
 
 
 def evaluate(app: Daemon, row: TenantRow, now: float | None = None) -> TenantView:
-    now = time.time() if now is None else now
+    now = clock.now() if now is None else now
 
     def view(state: wire.State, reason: str, payload: Payload | None = None) -> TenantView:
         grace = row.grace_until if state == "needs_reactivation" else None
+        if is_local_copy(row.license):
+            reason += (
+                "; from this node's verified local copy: the store has no license for this tenant"
+                if app.store_opened
+                else "; from this node's verified local copy until the store answers"
+            )
         return TenantView(row.id, state, reason, row.admin_email, row, payload, grace)
 
     license_row = row.license
@@ -107,6 +113,7 @@ def evaluate(app: Daemon, row: TenantRow, now: float | None = None) -> TenantVie
             f"issued_in_future: issued at {rfc3339(payload.issued_at.timestamp())}; check this node's clock",
             payload,
         )
+    app.clock.raise_to(payload.issued_at.timestamp())  # a verified license was issued by then
 
     licensed = set(payload.computer_ids)
     # Before the store answers, the node set is unknown: the last verified license is trusted.

@@ -16,6 +16,9 @@ def from_datetime(value: datetime) -> float:
 
 
 def days_left(until: float, now: float | None = None) -> int:
-    """Whole days until a moment (negative once it passed), rounding toward the past."""
-    remaining = until - (time.time() if now is None else now)
+    """Whole days until a moment (negative once it passed), rounding toward the past, by the
+    daemon's trusted clock."""
+    from paragon_licensed.daemon import clock
+
+    remaining = until - (clock.now() if now is None else now)
     return int(remaining // 86400)

@@ -104,7 +104,9 @@ class View:
         # copying or sorting thousands of tenants every heartbeat would cost more than they do.
         fresh: dict[str, TenantView] = {} if snapshot.full else self.tenants
         added = snapshot.full
-        for row in rows:
+        overlay = self.app.local_copies.overlay
+        for stored in rows:
+            row = overlay(stored)  # a license the store lost is still judged from the local copy
             old = self.tenants.get(row.id)
             if old is not None and old.row == row and not nodes_changed:
                 fresh[row.id] = old  # this node already evaluated this very row
@@ -122,42 +124,13 @@ class View:
             self._status = None
         return changed
 
-    def load_local(self, documents: dict[str, str]) -> None:
+    def load_local(self) -> None:
         """Before the store answers: the licenses from this node's verified local copies."""
-        rows = []
-        for index, (tenant, document) in enumerate(sorted(documents.items())):
-            license_row = tenant_q.LicenseRow(
-                row=-1 - index,  # not a store row: negative, so the verifier's cache never mixes them
-                tenant_id=tenant,
-                license_id="",
-                document=document,
-                build="",
-                integrity_key="",
-                issued_at=0.0,
-                valid_until=0.0,
-                installed_at=0.0,
-                installed_by="local copy",
-                cause="local copy",
-            )
-            rows.append(
-                tenant_q.TenantRow(
-                    id=tenant,
-                    admin_email="",
-                    created_at=0.0,
-                    flag="",
-                    flag_reason="",
-                    flag_cause="",
-                    flag_since=None,
-                    grace_until=None,
-                    retry_count=0,
-                    next_retry_at=None,
-                    license=license_row,
-                )
-            )
-        self.load(Snapshot(tenants=rows))
+        self.load(Snapshot(tenants=self.app.local_copies.tenant_rows()))
 
     def update_tenant(self, row: tenant_q.TenantRow) -> TenantView | None:
         """Take one tenant's new row; return its view when its state changed."""
+        row = self.app.local_copies.overlay(row)
         view = evaluate(self.app, row)
         old = self.tenants.get(row.id)
         self._forget_replaced(old, row)
@@ -254,6 +227,8 @@ class View:
             activity=app.activity,
             nodes=self.node_list(),
             tenants=tenants,
+            state_problem=app.local.problem,
+            clock_problem=app.clock.problem,
         )
 
 

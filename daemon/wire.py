@@ -82,6 +82,8 @@ class Status(Struct, frozen=True):
     build_problem: str | None = None
     store_problem: str | None = None
     coordinator: str | None = None
+    state_problem: str | None = None
+    clock_problem: str | None = None
 
 
 class Order(Struct, frozen=True):

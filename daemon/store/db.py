@@ -59,6 +59,8 @@ class Backend(Protocol):
 
     def is_unavailable(self, exc: BaseException) -> bool: ...
 
+    def explain(self, exc: BaseException) -> str: ...
+
     def reset(self) -> None: ...
 
     def close(self) -> None: ...
@@ -123,7 +125,7 @@ class Database:
         except Exception as exc:
             if self.backend.is_unavailable(exc):
                 self.backend.reset()
-                raise StoreUnavailableError(str(exc).strip() or type(exc).__name__) from exc
+                raise StoreUnavailableError(self.backend.explain(exc)) from exc
             raise
         tx = Tx(self, conn)
         try:
@@ -136,7 +138,7 @@ class Database:
                 conn.execute("ROLLBACK")
             if isinstance(exc, Exception) and self.backend.is_unavailable(exc):
                 self.backend.reset()
-                raise StoreUnavailableError(str(exc).strip() or type(exc).__name__) from exc
+                raise StoreUnavailableError(self.backend.explain(exc)) from exc
             raise
 
     def read_sync(self, fn: Callable[..., T], *args: Any) -> T:

@@ -66,6 +66,9 @@ class PostgresBackend:
     def is_unavailable(self, exc: BaseException) -> bool:
         return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
 
+    def explain(self, exc: BaseException) -> str:
+        return str(exc).strip() or type(exc).__name__
+
     def reset(self) -> None:
         conn = getattr(self._local, "conn", None)
         self._local.conn = None
