@@ -23,10 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from support.daemon import DAEMON, DaemonProcess
 
-# What ctl must not import on its path (DESIGN §2): the daemon's internals other than
-# the stdlib-only protocol module, and the libraries only the daemon needs.
+# What ctl must not import on its path (docs/control.md, ARCHITECTURE.md): anything of
+# the daemon, and the libraries only the daemon needs; of the interface, only its errors.
 FORBIDDEN = ("anyio", "requests", "msgspec", "click", "cryptography", "dbus_fast", "psycopg")
-ALLOWED_DAEMON = {"paragon_licensed.daemon", "paragon_licensed.daemon.protocol"}
 
 
 def timed(argv: list[str]) -> float:
@@ -129,11 +128,11 @@ def main() -> int:
         failures += bool(present)
         found = "imported: " + ", ".join(present) if present else "absent"
         print(f"  {'FAIL' if present else 'ok  '} {module:<14} {found}")
-    internals = sorted(n for n in ours if n.startswith("paragon_licensed.daemon") and n not in ALLOWED_DAEMON)
+    internals = sorted(n for n in ours if n.startswith("paragon_licensed.daemon"))
     failures += bool(internals)
     print(
         f"  {'FAIL' if internals else 'ok  '} {'daemon internals':<14} "
-        f"{'imported: ' + ', '.join(internals) if internals else 'absent (only protocol)'}"
+        f"{'imported: ' + ', '.join(internals) if internals else 'absent'}"
     )
     print()
     print("imports: " + ("all absent as required" if not failures else f"{failures} problem(s)"))

@@ -1,4 +1,6 @@
-"""The license file codec (DESIGN section 7): payload, armor, Ed25519 signing and verification.
+"""The license file codec: payload, armor, Ed25519 signing and verification.
+
+The format is documented in docs/portal-api.md, "The license file".
 
 Shared by the reference portal, which signs, and the daemon, which verifies. It also
 reads and writes the offline request and response files. It imports only the standard

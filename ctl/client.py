@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from paragon_licensed.daemon.protocol import (
+from paragon_licensed.interface.errors import (
     EXIT_BUSY,
     EXIT_UNREACHABLE,
     EXIT_USAGE,

@@ -8,7 +8,7 @@ from typing import Any
 
 from paragon_licensed.ctl.main import Context
 from paragon_licensed.ctl.output import date, emit_json, err, fields, human, out, table, when
-from paragon_licensed.daemon.protocol import EXIT_USAGE
+from paragon_licensed.interface.errors import EXIT_USAGE
 
 MAX_FILE = 1024 * 1024
 

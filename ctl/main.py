@@ -1,4 +1,4 @@
-"""`paragon-licensed ctl`: the command tree, and the exit codes of DESIGN section 3.
+"""`paragon-licensed ctl`: the command tree, and its exit codes (docs/control.md, "Errors").
 
 Each verb's code lives in a module of its own, imported only when that verb
 runs; this module and the client use the standard library alone, so that
@@ -24,7 +24,7 @@ from paragon_licensed.ctl.client import (
     socket_path,
 )
 from paragon_licensed.ctl.output import err
-from paragon_licensed.daemon.protocol import EXIT_UNREACHABLE, EXIT_USAGE, VarlinkError
+from paragon_licensed.interface.errors import EXIT_UNREACHABLE, EXIT_USAGE, VarlinkError
 
 # (command words) -> (module, function, varlink method it calls): the table a test checks
 # against the interface file, so every method has a command.

@@ -7,7 +7,7 @@ from typing import Any
 from paragon_licensed.ctl.client import Busy, Unreachable
 from paragon_licensed.ctl.main import Context
 from paragon_licensed.ctl.output import date, emit_json, fields, human, out, table
-from paragon_licensed.daemon.protocol import VarlinkError
+from paragon_licensed.interface.errors import VarlinkError
 
 CHECK_OK, CHECK_WARNING, CHECK_CRITICAL, CHECK_UNKNOWN = 0, 1, 2, 3
 _SEVERITY = {"active": CHECK_OK, "expiring": CHECK_WARNING}

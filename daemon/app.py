@@ -309,10 +309,14 @@ class Daemon:
                 if signum == signal.SIGHUP:
                     await self.reload()
                     continue
-                log.info("stopping", signal=signal.Signals(signum).name)
-                self.notifier.stopping()
-                scope.cancel()
-                return
+                break
+        log.info("stopping", signal=signal.Signals(signum).name)
+        # A second Ctrl-C or SIGTERM (a terminal and a script both passing it on) must not turn
+        # the clean shutdown, which is bounded, into an abrupt one that leaves the socket behind.
+        for stop in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(stop, signal.SIG_IGN)
+        self.notifier.stopping()
+        scope.cancel()
 
     async def reload(self) -> None:
         self.notifier.reloading()

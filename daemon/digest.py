@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from paragon_licensed.daemon.protocol import CTL, PortalRejected, VarlinkError
 from paragon_licensed.daemon.timefmt import rfc3339
+from paragon_licensed.interface.errors import CTL, PortalRejected, VarlinkError
 
 
 def failure_key(tenant: str, error: VarlinkError) -> str:

@@ -8,8 +8,8 @@ from contextlib import asynccontextmanager
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from paragon_licensed.daemon import wire
 from paragon_licensed.daemon.timefmt import rfc3339
+from paragon_licensed.interface import wire
 
 _BUFFER = 256
 

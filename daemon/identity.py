@@ -1,4 +1,4 @@
-"""This node's computer ID (DESIGN §8): the pinned construction, its two inputs and their sources.
+"""This node's computer ID (ARCHITECTURE.md §6): the pinned construction, its two inputs and their sources.
 
 The raw machine-id and product UUID never leave this module: an Identity holds the derived
 ID, the names of the sources and short one-way fingerprints, nothing else.

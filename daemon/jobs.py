@@ -17,17 +17,28 @@ import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, assert_never
 
 import anyio
 import msgspec
 
 from paragon_licensed.daemon import log
 from paragon_licensed.daemon.cluster import NotCoordinator
-from paragon_licensed.daemon.protocol import InternalError, OperationTimeout, VarlinkError, error_from_reply
+from paragon_licensed.daemon.job_kinds import (
+    ActivateJob,
+    ImportJob,
+    JobSpec,
+    ReactivateJob,
+    TenantCheckJob,
+    TransferJob,
+    spec_of,
+    stored,
+    with_deadline,
+)
 from paragon_licensed.daemon.store import jobs as job_q
 from paragon_licensed.daemon.store.db import FencedOut, StoreUnavailableError
 from paragon_licensed.daemon.timefmt import rfc3339
+from paragon_licensed.interface.errors import InternalError, OperationTimeout, VarlinkError, error_from_reply
 
 if TYPE_CHECKING:
     from paragon_licensed.daemon.app import Daemon
@@ -51,15 +62,13 @@ class Jobs:
         self._changed = anyio.Event()
 
     async def submit(
-        self, kind: str, tenant: str, params: dict[str, Any], actor: str, timeout: float | None = WAIT_TIMEOUT
+        self, spec: JobSpec, tenant: str, actor: str, timeout: float | None = WAIT_TIMEOUT
     ) -> str:
         """Hand a job to the coordinator; with a timeout, the job is cancelled when it passes."""
         job_id = str(uuid.uuid4())
-        params.setdefault("request_id", str(uuid.uuid4()))
-        if timeout is not None:
-            params["deadline"], params["timeout"] = time.time() + timeout, timeout
+        kind, params = stored(with_deadline(spec, timeout))
         await self.app.db.write(job_q.submit, job_id, kind, tenant, params, self.app.node, actor)
-        log.info("job submitted", job=job_id, kind=kind, tenant=tenant, request_id=params["request_id"])
+        log.info("job submitted", job=job_id, kind=kind, tenant=tenant, request_id=spec.request_id)
         self._signal()
         return job_id
 
@@ -123,7 +132,16 @@ class Jobs:
     async def _execute(self, job: job_q.JobRow) -> None:
         app = self.app
         fence = app.cluster.fence()
-        request_id = str(job.params.get("request_id", ""))
+        try:
+            spec = spec_of(job.kind, job.params)
+        except msgspec.ValidationError as exc:  # written by a newer or broken node: fail it, named
+            reference = uuid.uuid4().hex[:12]
+            log.error("job cannot be read", job=job.id, kind=job.kind, reason=exc, reference=reference)
+            error = InternalError(reference=reference)
+            await app.db.write(job_q.finish, job.id, None, error.name, error.parameters, fence=fence)
+            self._signal()
+            return
+        request_id = spec.request_id
         log.info("job started", job=job.id, kind=job.kind, tenant=job.tenant_id, request_id=request_id)
 
         async def report(step: str, message: str, **extra: Any) -> None:
@@ -131,14 +149,13 @@ class Jobs:
             await app.db.write(job_q.add_progress, job.id, entry, fence=fence)
             self._signal()
 
-        deadline = job.params.get("deadline")
-        left = float(deadline) - time.time() if isinstance(deadline, int | float) else math.inf
+        left = spec.deadline - time.time() if spec.deadline is not None else math.inf
         try:
             with anyio.move_on_after(left) as scope:
                 async with app.tenant_lock(job.tenant_id):
-                    result = await self._dispatch(job, report)
+                    result = await self._dispatch(spec, job, report)
             if scope.cancelled_caught:
-                raise OperationTimeout(operation=job.kind, seconds=int(job.params.get("timeout", 0)))
+                raise OperationTimeout(operation=job.kind, seconds=int(spec.timeout or 0))
         except (NotCoordinator, FencedOut):
             raise
         except VarlinkError as exc:
@@ -156,25 +173,28 @@ class Jobs:
             log.info("job done", job=job.id, kind=job.kind, request_id=request_id)
         self._signal()
 
-    async def _dispatch(self, job: job_q.JobRow, report: Report) -> Any:
+    async def _dispatch(self, spec: JobSpec, job: job_q.JobRow, report: Report) -> Any:
         lic = self.app.licensing
-        p = job.params
-        if job.kind == "activate":
-            outcome = await lic.activate(
-                job.tenant_id, p["activation_key"], p["request_id"], job.actor, report
-            )
-        elif job.kind == "reactivate":
-            outcome = await lic.reactivate(
-                job.tenant_id, p["request_id"], job.actor, report, p.get("cause", "reactivation")
-            )
-        elif job.kind == "transfer":
-            outcome = await lic.transfer(job.tenant_id, p["replace"], p["request_id"], job.actor, report)
-        elif job.kind == "import":
-            outcome = await lic.import_document(p["document"], job.actor, report)
-        elif job.kind == "tenant_check":
-            return await self._tenant_check(p["run_id"], report)
-        else:
-            raise InternalError(reference=f"unknown job kind {job.kind}")
+        tenant, actor = job.tenant_id, job.actor
+        match spec:
+            case ActivateJob(activation_key=key, request_id=request_id):
+                outcome = await lic.activate(
+                    tenant=tenant, activation_key=key, request_id=request_id, actor=actor, report=report
+                )
+            case ReactivateJob(cause=cause, request_id=request_id):
+                outcome = await lic.reactivate(
+                    tenant=tenant, request_id=request_id, actor=actor, report=report, cause=cause
+                )
+            case TransferJob(replace=replace, request_id=request_id):
+                outcome = await lic.transfer(
+                    tenant=tenant, replace=replace, request_id=request_id, actor=actor, report=report
+                )
+            case ImportJob(document=document):
+                outcome = await lic.import_document(document=document, actor=actor, report=report)
+            case TenantCheckJob(run_id=run_id):
+                return await self._tenant_check(run_id, report)
+            case _:
+                assert_never(spec)
         return msgspec.to_builtins(outcome)
 
     async def _tenant_check(self, run_id: str, report: Callable[..., Awaitable[None]]) -> Any:

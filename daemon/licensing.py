@@ -16,8 +16,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from paragon_licensed.daemon import clock, log, wire
-from paragon_licensed.daemon.protocol import (
+from paragon_licensed.daemon import clock, log
+from paragon_licensed.daemon.states import MAX_SKEW
+from paragon_licensed.daemon.store import audit
+from paragon_licensed.daemon.store import messages as msg_q
+from paragon_licensed.daemon.store import tenants as tenant_q
+from paragon_licensed.daemon.store.db import StoreUnavailableError, Tx
+from paragon_licensed.daemon.timefmt import rfc3339
+from paragon_licensed.interface import wire
+from paragon_licensed.interface.errors import (
     CTL,
     BuildUnknown,
     DuplicateComputerId,
@@ -29,12 +36,6 @@ from paragon_licensed.daemon.protocol import (
     PortalUnreachable,
     VarlinkError,
 )
-from paragon_licensed.daemon.states import MAX_SKEW
-from paragon_licensed.daemon.store import audit
-from paragon_licensed.daemon.store import messages as msg_q
-from paragon_licensed.daemon.store import tenants as tenant_q
-from paragon_licensed.daemon.store.db import StoreUnavailableError, Tx
-from paragon_licensed.daemon.timefmt import rfc3339
 from paragon_licensed.licensefile import (
     LicenseRejected,
     Payload,
@@ -65,6 +66,25 @@ class Installed:
 
 def order_summary(payload: Payload) -> str:
     return ", ".join(f"{o.order_id} ({o.product})" for o in payload.orders) or "no orders"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PortalCall:
+    """One licensing operation's portal call and what its result is checked against."""
+
+    cause: str  # activation, reactivation, transfer, or the reactivation's cause
+    path: str
+    body: dict[str, Any]
+    tenant: str
+    ids: list[str]  # the computer IDs the license must be bound to
+    build: str
+    actor: str
+    report: Report
+    extra: Extra = None  # written in the install's transaction
+    tracked: bool = False  # a pending request is recorded already (a tenant check's item)
+
+    def __repr__(self) -> str:  # the body may hold an activation key
+        return f"PortalCall(cause={self.cause!r}, path={self.path!r}, tenant={self.tenant!r})"
 
 
 class Licensing:
@@ -110,6 +130,7 @@ class Licensing:
 
     async def activate(
         self,
+        *,
         tenant: str,
         activation_key: str,
         request_id: str,
@@ -131,12 +152,23 @@ class Licensing:
         await report(
             "portal", f"activating tenant {tenant} on the License Portal ({len(ids)} computer ID(s))"
         )
-        return await self._online(
-            "activation", "/activations", body, tenant, ids, build, actor, report, extra
+        call = PortalCall(
+            cause="activation",
+            path="/activations",
+            body=body,
+            tenant=tenant,
+            ids=ids,
+            build=build,
+            actor=actor,
+            report=report,
+            extra=extra,
+            tracked=tracked,
         )
+        return await self._online(call)
 
     async def reactivate(
         self,
+        *,
         tenant: str,
         request_id: str,
         actor: str,
@@ -150,12 +182,22 @@ class Licensing:
         ids = self.cluster_ids()
         body = {"tenant_id": tenant, "computer_ids": ids, "build": build, "request_id": request_id}
         await report("portal", f"reactivating every order of tenant {tenant} on the License Portal")
-        return await self._online(
-            cause, "/reactivations", body, tenant, ids, build, actor, report, extra, tracked
+        call = PortalCall(
+            cause=cause,
+            path="/reactivations",
+            body=body,
+            tenant=tenant,
+            ids=ids,
+            build=build,
+            actor=actor,
+            report=report,
+            extra=extra,
+            tracked=tracked,
         )
+        return await self._online(call)
 
     async def transfer(
-        self, tenant: str, replace: str, request_id: str, actor: str, report: Report
+        self, *, tenant: str, replace: str, request_id: str, actor: str, report: Report
     ) -> wire.Outcome:
         row = self.tenant_row(tenant)
         build = self.build()
@@ -174,7 +216,17 @@ class Licensing:
             "request_id": request_id,
         }
         await report("portal", f"transferring tenant {tenant} from computer ID {replace} to this cluster")
-        return await self._online("transfer", "/transfers", body, tenant, ids, build, actor, report)
+        call = PortalCall(
+            cause="transfer",
+            path="/transfers",
+            body=body,
+            tenant=tenant,
+            ids=ids,
+            build=build,
+            actor=actor,
+            report=report,
+        )
+        return await self._online(call)
 
     def licensed_ids(self, row: tenant_q.TenantRow) -> list[str]:
         if row.license is None:
@@ -185,32 +237,21 @@ class Licensing:
             return []
         return list(payload.computer_ids)
 
-    async def _online(
-        self,
-        cause: str,
-        path: str,
-        body: dict[str, Any],
-        tenant: str,
-        ids: list[str],
-        build: str,
-        actor: str,
-        report: Report,
-        extra: Extra = None,
-        tracked: bool = False,
-    ) -> wire.Outcome:
+    async def _online(self, call: PortalCall) -> wire.Outcome:
         app = self.app
-        request_id = str(body["request_id"])
-        recorded = json.dumps({k: v for k, v in body.items() if k != "activation_key"}, sort_keys=True)
+        cause, tenant, actor = call.cause, call.tenant, call.actor
+        request_id = str(call.body["request_id"])
+        recorded = json.dumps({k: v for k, v in call.body.items() if k != "activation_key"}, sort_keys=True)
 
         def pending(tx: Tx) -> None:
             # Recorded before the call, under the lease (fenced): a crash after the portal answered
             # leaves a pending request, so a newer license on the portal is not taken for a restore.
             tenant_q.record_offline_request(tx, request_id, tenant, f"online:{cause}", recorded)
 
-        if not tracked:
+        if not call.tracked:  # a tenant check's item is its pending record already
             await app.db.write(pending, fence=app.cluster.fence())
         try:
-            answer = await app.portal.post(path, body, what=cause, guard=app.cluster.fence)
+            answer = await app.portal.post(call.path, call.body, what=cause, guard=app.cluster.fence)
         except (PortalRejected, PortalUnreachable) as exc:
             await self._record_failure(tenant, cause, request_id, actor, exc)
             raise
@@ -219,14 +260,14 @@ class Licensing:
             error = InvalidLicense(reason="malformed", detail="the portal's answer holds no license")
             await self._record_failure(tenant, cause, request_id, actor, error)
             raise error
-        await report("verify", "verifying the license's signature, tenant and integrity key")
+        await call.report("verify", "verifying the license's signature, tenant and integrity key")
         try:
-            payload = self._verify(document, tenant, ids, build)
+            payload = self._verify(document, tenant, call.ids, call.build)
         except VarlinkError as exc:
             await self._record_failure(tenant, cause, request_id, actor, exc)
             raise
-        installed = await self.install(tenant, document, payload, cause, actor, request_id, extra)
-        await report(
+        installed = await self.install(tenant, document, payload, cause, actor, request_id, call.extra)
+        await call.report(
             "installed",
             f"license {payload.license_id} installed, valid until {rfc3339(payload.valid_until.timestamp())}",
         )
@@ -255,7 +296,7 @@ class Licensing:
             )
         return payload
 
-    async def import_document(self, document: str, actor: str, report: Report) -> wire.Outcome:
+    async def import_document(self, *, document: str, actor: str, report: Report) -> wire.Outcome:
         """Install a license file or offline response after the same checks as an online answer."""
         request_id = f"import-{uuid.uuid4()}"
         try:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from paragon_licensed.daemon import wire
 from paragon_licensed.daemon.store.messages import NotificationRow
 from paragon_licensed.daemon.timefmt import rfc3339
+from paragon_licensed.interface import wire
 
 _SEVERITIES: dict[str, wire.Severity] = {"info": "info", "warning": "warning", "error": "error"}
 

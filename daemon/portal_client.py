@@ -32,7 +32,7 @@ from paragon_licensed import text
 from paragon_licensed.daemon import log
 from paragon_licensed.daemon.config import PortalConfig
 from paragon_licensed.daemon.portal_http import Abort, Reply, TooLarge, Transport
-from paragon_licensed.daemon.protocol import (
+from paragon_licensed.interface.errors import (
     PortalBadAnswer,
     PortalNotConfigured,
     PortalRedirected,

@@ -17,7 +17,12 @@ from typing import TYPE_CHECKING
 import anyio
 
 from paragon_licensed.daemon import log
-from paragon_licensed.daemon.protocol import (
+from paragon_licensed.daemon.states import TenantView
+from paragon_licensed.daemon.store import messages as msg_q
+from paragon_licensed.daemon.store import tenants as tenant_q
+from paragon_licensed.daemon.store.db import Tx
+from paragon_licensed.daemon.timefmt import days_left, rfc3339
+from paragon_licensed.interface.errors import (
     CTL,
     DuplicateComputerId,
     NodesOffline,
@@ -26,11 +31,6 @@ from paragon_licensed.daemon.protocol import (
     PortalUnreachable,
     VarlinkError,
 )
-from paragon_licensed.daemon.states import TenantView
-from paragon_licensed.daemon.store import messages as msg_q
-from paragon_licensed.daemon.store import tenants as tenant_q
-from paragon_licensed.daemon.store.db import Tx
-from paragon_licensed.daemon.timefmt import days_left, rfc3339
 
 if TYPE_CHECKING:
     from paragon_licensed.daemon.app import Daemon
@@ -115,7 +115,11 @@ class Reactivator:
                 ):
                     return  # done meanwhile by a ctl call or the tenant check
                 await app.licensing.reactivate(
-                    tenant, str(uuid.uuid4()), f"{ACTOR} {app.node}", report, cause
+                    tenant=tenant,
+                    request_id=str(uuid.uuid4()),
+                    actor=f"{ACTOR} {app.node}",
+                    report=report,
+                    cause=cause,
                 )
         except (PortalUnreachable, PortalNotConfigured, PortalRejected) as exc:
             await self.failed(view, cause, exc)

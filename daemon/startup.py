@@ -20,18 +20,18 @@ import anyio
 from paragon_licensed import text
 from paragon_licensed.daemon import log
 from paragon_licensed.daemon.localstate import Marker
-from paragon_licensed.daemon.protocol import (
+from paragon_licensed.daemon.store import checks
+from paragon_licensed.daemon.store import messages as msg_q
+from paragon_licensed.daemon.store import nodes as node_q
+from paragon_licensed.daemon.store import tenants as tenant_q
+from paragon_licensed.daemon.store.db import StoreUnavailableError, Tx
+from paragon_licensed.interface.errors import (
     CTL,
     PortalNotConfigured,
     PortalRejected,
     PortalUnreachable,
     VarlinkError,
 )
-from paragon_licensed.daemon.store import checks
-from paragon_licensed.daemon.store import messages as msg_q
-from paragon_licensed.daemon.store import nodes as node_q
-from paragon_licensed.daemon.store import tenants as tenant_q
-from paragon_licensed.daemon.store.db import StoreUnavailableError, Tx
 
 if TYPE_CHECKING:
     from paragon_licensed.daemon.app import Daemon
@@ -208,7 +208,11 @@ class Startup:
 
             try:
                 await app.licensing.activate(
-                    seed.id, seed.activation_key, str(uuid.uuid4()), f"{ACTOR} {app.node} (seed)", report
+                    tenant=seed.id,
+                    activation_key=seed.activation_key,
+                    request_id=str(uuid.uuid4()),
+                    actor=f"{ACTOR} {app.node} (seed)",
+                    report=report,
                 )
             except VarlinkError as exc:
                 log.warning("activation from the configuration failed", tenant=seed.id, reason=exc.sentence())

@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from paragon_licensed.daemon import clock, wire
+from paragon_licensed.daemon import clock
 from paragon_licensed.daemon.localcopy import is_local_copy
-from paragon_licensed.daemon.protocol import CTL
 from paragon_licensed.daemon.store.tenants import TenantRow
 from paragon_licensed.daemon.timefmt import days_left, rfc3339
+from paragon_licensed.interface import wire
+from paragon_licensed.interface.errors import CTL
 from paragon_licensed.licensefile import LicenseRejected, Payload
 
 if TYPE_CHECKING:

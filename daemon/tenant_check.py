@@ -26,19 +26,20 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from paragon_licensed.daemon import log, wire
+from paragon_licensed.daemon import log
 from paragon_licensed.daemon.digest import compose_digest, failure_key
-from paragon_licensed.daemon.protocol import (
+from paragon_licensed.daemon.store import checks
+from paragon_licensed.daemon.store import messages as msg_q
+from paragon_licensed.daemon.store.db import Tx
+from paragon_licensed.daemon.timefmt import rfc3339
+from paragon_licensed.interface import wire
+from paragon_licensed.interface.errors import (
     CTL,
     DuplicateComputerId,
     NodesOffline,
     PortalUnreachable,
     VarlinkError,
 )
-from paragon_licensed.daemon.store import checks
-from paragon_licensed.daemon.store import messages as msg_q
-from paragon_licensed.daemon.store.db import Tx
-from paragon_licensed.daemon.timefmt import rfc3339
 from paragon_licensed.licensefile import Payload
 
 if TYPE_CHECKING:
@@ -219,11 +220,23 @@ class TenantCheck:
                 if item.kind == "activate":
                     key = next(s.activation_key for s in app.config.tenants if s.id == tenant)
                     await app.licensing.activate(
-                        tenant, key, item.request_id, self.actor, quiet, extra=settle_success, tracked=True
+                        tenant=tenant,
+                        activation_key=key,
+                        request_id=item.request_id,
+                        actor=self.actor,
+                        report=quiet,
+                        extra=settle_success,
+                        tracked=True,
                     )
                 else:
                     await app.licensing.reactivate(
-                        tenant, item.request_id, self.actor, quiet, cause, extra=settle_success, tracked=True
+                        tenant=tenant,
+                        request_id=item.request_id,
+                        actor=self.actor,
+                        report=quiet,
+                        cause=cause,
+                        extra=settle_success,
+                        tracked=True,
                     )
         except PortalUnreachable as exc:
             breaker.failure(exc)

@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING
 import anyio
 import msgspec
 
-from paragon_licensed.daemon import wire
 from paragon_licensed.daemon.states import TenantView, evaluate
 from paragon_licensed.daemon.store import messages as msg_q
 from paragon_licensed.daemon.store import nodes as node_q
 from paragon_licensed.daemon.store import tenants as tenant_q
 from paragon_licensed.daemon.store.db import Tx
 from paragon_licensed.daemon.timefmt import rfc3339
+from paragon_licensed.interface import wire
 
 _ENCODE = msgspec.json.Encoder().encode
 

@@ -33,7 +33,7 @@ from support.unprivileged import NOBODY, as_nobody, public_dir
 import paragon_licensed.ctl.main
 import paragon_licensed.ctl.tenants  # imported before fork: the child runs as nobody
 from paragon_licensed import __version__
-from paragon_licensed.daemon.protocol import INTERFACE_FILE
+from paragon_licensed.interface.errors import INTERFACE_FILE
 
 pytestmark = pytest.mark.e2e
 
@@ -215,7 +215,7 @@ def test_get_status_reply_is_a_valid_wire_reply(daemon: DaemonProcess) -> None:
     """GetStatus answers pre-encoded bytes: they must decode strictly into the wire type."""
     import msgspec
 
-    from paragon_licensed.daemon import wire
+    from paragon_licensed.interface import wire
 
     raw = Raw(daemon.socket)
     try:

@@ -6,7 +6,7 @@ import varlink
 
 from paragon_licensed.ctl.main import COMMANDS
 from paragon_licensed.daemon.control.methods import METHODS
-from paragon_licensed.daemon.protocol import INTERFACE_FILE
+from paragon_licensed.interface.errors import INTERFACE_FILE
 
 CHANGING = {
     "Activate",

@@ -139,6 +139,16 @@ def test_check_reactivates_exactly_the_due_tenants(
     assert sorted(r.tenant_id or "" for r in calls) == sorted([*renewed, "refused"])
     assert [r.path for r in calls if r.tenant_id == "late"] == [ACTIVATIONS]
 
+    # The run's items are its record of the calls in flight: neither its activation nor its
+    # reactivations write a second, pending-request record of their own.
+    checked = [r.request_id for r in calls]
+
+    def recorded_as_pending(tx: Tx) -> list[str]:
+        rows = tx.all("SELECT request_id FROM offline_requests")
+        return [str(r[0]) for r in rows if r[0] in checked]
+
+    assert read(daemon, recorded_as_pending) == []
+
     notes = [n for n in notifications(daemon) if n["id"] not in seen]
     for tenant in ("expired", "expiring-1d", "invalid"):
         info = [n for n in notes if n["tenant"] == tenant and n["severity"] == "info"]

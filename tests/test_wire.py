@@ -20,8 +20,9 @@ import pytest
 import varlink
 from varlink import scanner
 
-from paragon_licensed.daemon import protocol, wire
 from paragon_licensed.daemon.control.methods import METHODS
+from paragon_licensed.interface import errors as protocol
+from paragon_licensed.interface import wire
 
 INTERFACE = varlink.Interface(Path(protocol.INTERFACE_FILE).read_text(encoding="utf-8"))
 TYPES = {name: m for name, m in INTERFACE.members.items() if isinstance(m, scanner._Alias)}
@@ -352,20 +353,20 @@ def imported_after(module: str) -> set[str]:
 
 
 def test_protocol_imports_only_the_standard_library() -> None:
-    modules = imported_after("paragon_licensed.daemon.protocol")
+    modules = imported_after("paragon_licensed.interface.errors")
     ours = {m for m in modules if m.startswith("paragon_licensed")}
-    assert ours == {"paragon_licensed", "paragon_licensed.daemon", "paragon_licensed.daemon.protocol"}
+    assert ours == {"paragon_licensed", "paragon_licensed.daemon", "paragon_licensed.interface.errors"}
     assert not {"msgspec", "anyio", "click", "requests"} & modules
 
 
 def test_wire_imports_only_msgspec_and_the_standard_library() -> None:
-    modules = imported_after("paragon_licensed.daemon.wire")
+    modules = imported_after("paragon_licensed.interface.wire")
     ours = {m for m in modules if m.startswith("paragon_licensed")}
     assert ours <= {
         "paragon_licensed",
         "paragon_licensed.daemon",
-        "paragon_licensed.daemon.protocol",
-        "paragon_licensed.daemon.wire",
+        "paragon_licensed.interface.errors",
+        "paragon_licensed.interface.wire",
     }
     assert "msgspec" in modules
     assert not {"anyio", "click", "requests", "cryptography"} & modules

@@ -8,16 +8,18 @@ from typing import Any
 
 import msgspec
 
-from paragon_licensed.daemon import log, wire
+from paragon_licensed.daemon import log
 from paragon_licensed.daemon.control.license_handlers import actor
 from paragon_licensed.daemon.control.server import CallContext
+from paragon_licensed.daemon.job_kinds import TenantCheckJob
 from paragon_licensed.daemon.notify import notification_to_wire
-from paragon_licensed.daemon.protocol import CTL, InvalidParameter, NodeOnline, NoSuchNode, NoSuchTenant
 from paragon_licensed.daemon.store import audit
 from paragon_licensed.daemon.store import messages as msg_q
 from paragon_licensed.daemon.store import nodes as node_q
 from paragon_licensed.daemon.store import tenants as tenant_q
 from paragon_licensed.daemon.store.db import Tx
+from paragon_licensed.interface import wire
+from paragon_licensed.interface.errors import CTL, InvalidParameter, NodeOnline, NoSuchNode, NoSuchTenant
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 _TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -132,8 +134,8 @@ async def run_tenant_check(ctx: CallContext, params: wire.Empty) -> wire.RunTena
             )
 
     # A run over many tenants legitimately takes long, and resumes after a failover: no deadline.
-    run = {"run_id": str(uuid.uuid4())}
-    job_id = await ctx.app.jobs.submit("tenant_check", "", run, actor(ctx), timeout=None)
+    run = TenantCheckJob(run_id=str(uuid.uuid4()))
+    job_id = await ctx.app.jobs.submit(run, "", actor(ctx), timeout=None)
     result = await ctx.app.jobs.wait(job_id, emit, timeout=None)
     return wire.RunTenantCheckOut(
         results=msgspec.convert(result["results"], list[wire.CheckResult]), note=result["note"] or None

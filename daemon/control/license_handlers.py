@@ -10,18 +10,19 @@ from typing import Any
 
 import msgspec
 
-from paragon_licensed.daemon import wire
 from paragon_licensed.daemon.control.server import CallContext
+from paragon_licensed.daemon.job_kinds import ActivateJob, ImportJob, JobSpec, ReactivateJob, TransferJob
 from paragon_licensed.daemon.licensing import license_to_wire
-from paragon_licensed.daemon.protocol import (
+from paragon_licensed.daemon.store import audit
+from paragon_licensed.daemon.timefmt import rfc3339
+from paragon_licensed.interface import wire
+from paragon_licensed.interface.errors import (
     InvalidParameter,
     NoSuchTenant,
     NotActivated,
     StoreUnavailable,
     TenantRequired,
 )
-from paragon_licensed.daemon.store import audit
-from paragon_licensed.daemon.timefmt import rfc3339
 
 
 def resolve_tenant(ctx: CallContext, tenant: str | None) -> str:
@@ -42,12 +43,12 @@ def actor(ctx: CallContext) -> str:
     return f"{ctx.peer.describe()} on {ctx.app.node}"
 
 
-async def _run_job(ctx: CallContext, kind: str, tenant: str, params: dict[str, Any]) -> wire.Outcome:
+async def _run_job(ctx: CallContext, spec: JobSpec, tenant: str) -> wire.Outcome:
     async def emit(step: dict[str, Any]) -> None:
         await ctx.emit(wire.OperationOut(step=msgspec.convert(step, wire.Step)))
 
     timeout = ctx.app.config.control.operation_timeout
-    job_id = await ctx.app.jobs.submit(kind, tenant, params, actor(ctx), timeout=timeout)
+    job_id = await ctx.app.jobs.submit(spec, tenant, actor(ctx), timeout=timeout)
     result = await ctx.app.jobs.wait(job_id, emit, timeout=timeout)
     await ctx.app.refresh()  # the coordinator may be another node: show its result here at once
     return msgspec.convert(result, wire.Outcome)
@@ -80,7 +81,7 @@ async def activate(ctx: CallContext, params: wire.ActivateIn) -> wire.OperationO
     tenant = resolve_tenant(ctx, params.tenant)
     if not params.activation_key.strip():
         raise InvalidParameter(parameter="activation_key")
-    outcome = await _run_job(ctx, "activate", tenant, {"activation_key": params.activation_key.strip()})
+    outcome = await _run_job(ctx, ActivateJob(activation_key=params.activation_key.strip()), tenant)
     return wire.OperationOut(outcome=outcome)
 
 
@@ -89,7 +90,7 @@ async def reactivate(ctx: CallContext, params: wire.ReactivateIn) -> wire.Reacti
     if params.mode == "offline":
         request = await _offline(ctx, tenant, "reactivation", None, None)
         return wire.ReactivateOut(request=request)
-    outcome = await _run_job(ctx, "reactivate", tenant, {})
+    outcome = await _run_job(ctx, ReactivateJob(), tenant)
     return wire.ReactivateOut(outcome=outcome)
 
 
@@ -110,7 +111,7 @@ async def create_offline_request(
 
 
 async def import_license(ctx: CallContext, params: wire.ImportLicenseIn) -> wire.OperationOut:
-    outcome = await _run_job(ctx, "import", "", {"document": params.document})
+    outcome = await _run_job(ctx, ImportJob(document=params.document), "")
     return wire.OperationOut(outcome=outcome)
 
 
@@ -130,5 +131,5 @@ async def transfer(ctx: CallContext, params: wire.TransferIn) -> wire.TransferOu
     if params.mode == "offline":
         requests = [await _offline(ctx, tenant, "transfer", None, replace) for tenant in tenants]
         return wire.TransferOut(requests=requests)
-    outcomes = [await _run_job(ctx, "transfer", tenant, {"replace": replace}) for tenant in tenants]
+    outcomes = [await _run_job(ctx, TransferJob(replace=replace), tenant) for tenant in tenants]
     return wire.TransferOut(outcomes=outcomes)

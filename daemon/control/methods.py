@@ -10,11 +10,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from paragon_licensed.daemon import wire
 from paragon_licensed.daemon.control import admin_handlers as admin
 from paragon_licensed.daemon.control import license_handlers as lic
 from paragon_licensed.daemon.control import status_handlers as status
 from paragon_licensed.daemon.control.server import CallContext
+from paragon_licensed.interface import wire
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,8 @@ from paragon_licensed.daemon import log
 from paragon_licensed.daemon.control.admission import Admission
 from paragon_licensed.daemon.control.framing import MAX_DEPTH, FrameBuffer, MessageTooLarge, too_deep
 from paragon_licensed.daemon.control.peer import Peer, may_change, peer_of
-from paragon_licensed.daemon.protocol import (
+from paragon_licensed.daemon.store.db import StoreUnavailableError
+from paragon_licensed.interface.errors import (
     INTERFACE,
     INTERFACE_FILE,
     SERVICE,
@@ -41,8 +42,7 @@ from paragon_licensed.daemon.protocol import (
     StoreUnavailable,
     VarlinkError,
 )
-from paragon_licensed.daemon.protocol import MessageTooLarge as ProtocolMessageTooLarge
-from paragon_licensed.daemon.store.db import StoreUnavailableError
+from paragon_licensed.interface.errors import MessageTooLarge as ProtocolMessageTooLarge
 
 if TYPE_CHECKING:
     from paragon_licensed.daemon.app import Daemon

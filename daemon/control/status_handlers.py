@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import msgspec
 
-from paragon_licensed.daemon import wire
 from paragon_licensed.daemon.control.server import CallContext
+from paragon_licensed.interface import wire
 
 
 async def get_identity(ctx: CallContext, params: wire.Empty) -> wire.GetIdentityOut:

@@ -1,4 +1,4 @@
--- The first schema: every table of DESIGN section 9.
+-- The first schema: every table of the store (ARCHITECTURE.md §6).
 -- {serial} is the dialect's auto-increment primary key; times are UNIX seconds (UTC).
 
 CREATE TABLE meta (

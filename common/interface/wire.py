@@ -2,7 +2,7 @@
 
 They mirror the ``io.paragon.License.varlink`` file field for field (a test
 compares them); this module imports only msgspec, the standard library and the
-stdlib-only ``protocol`` module, so any client may use it.
+stdlib-only ``errors`` module, so any client may use it.
 """
 
 from __future__ import annotations
