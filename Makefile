@@ -11,11 +11,11 @@ SOURCES := $(shell find common daemon ctl portal -type f \( -name '*.py' -o -nam
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/pip install --quiet --quiet --upgrade pip setuptools wheel
 
 $(VENV)/.installed: $(BIN)/python $(SOURCES)
-	$(BIN)/pip install --quiet --no-deps --force-reinstall . >/dev/null
-	$(BIN)/pip install --quiet '.[test]'
+	$(BIN)/pip install --quiet --quiet --no-deps --force-reinstall . >/dev/null
+	$(BIN)/pip install --quiet --quiet '.[test]'
 	touch $@
 
 venv: $(VENV)/.installed

@@ -12,7 +12,7 @@ same portal. Both are activated once; then, interleaved, median of --runs (20) e
 - cluster, asked on the coordinator itself;
 - single node: the same command on the lone daemon (the baseline).
 
-Ratios are to the single node. Timings: DESIGN §10 (heartbeat 2 s, lease 15 s, renew 5 s),
+Ratios are to the single node. Timings: the default (heartbeat 2 s, lease 15 s, renew 5 s),
 so "every node reports it" includes up to one heartbeat for the other nodes to read it.
 
     .venv/bin/python bench/cluster_reactivation.py [--runs 20] [--store postgresql|sqlite]
@@ -39,7 +39,13 @@ from support.daemon import DAEMON, DaemonProcess
 from support.portal import PortalProcess
 from support.postgres import make_server
 
-DESIGN = {"heartbeat": "2s", "node_timeout": "10s", "lease": "15s", "renew": "5s", "renew_deadline": "10s"}
+DEFAULT_TIMINGS = {
+    "heartbeat": "2s",
+    "node_timeout": "10s",
+    "lease": "15s",
+    "renew": "5s",
+    "renew_deadline": "10s",
+}
 
 
 def reactivate(node: DaemonProcess, tenant: str) -> tuple[float, str]:
@@ -89,13 +95,13 @@ def main() -> int:
 
     portal = PortalProcess(root / "portal")
     portal.start()
-    cluster = Cluster(root / "cluster", new_store("cluster-store"), portal, {"cluster": DESIGN})
+    cluster = Cluster(root / "cluster", new_store("cluster-store"), portal, {"cluster": DEFAULT_TIMINGS})
     solo = DaemonProcess(
         root,
         "solo",
         {
             "store": {"url": new_store("solo-store")},
-            "cluster": DESIGN,
+            "cluster": DEFAULT_TIMINGS,
             "portal": {"url": portal.url, "public_keys": [portal.public_keys_glob]},
             "tenants": [{"id": "solo", "admin_email": "admin@example.com"}],
         },
@@ -144,7 +150,7 @@ def main() -> int:
         "follower": "3 nodes, asked on another node (job hand-off)",
         "follower_all": "3 nodes, asked on another node, until all 3 report it",
     }
-    print(f"store: {args.store}; timings: DESIGN §10 (heartbeat 2 s); runs: {args.runs} each, interleaved")
+    print(f"store: {args.store}; timings: the default (heartbeat 2 s); runs: {args.runs} each, interleaved")
     print(f"computer IDs sent to the portal: {len(sent or [])}; in the license: {len(ids)}")
     print()
     print(f"{'':56} {'median':>9} {'p90':>9} {'ratio':>7}")

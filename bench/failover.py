@@ -9,7 +9,7 @@ kill lands at a random point of the coordinator's renew cycle.
 
 The bound a failover can take is the lease (a killed holder's lease runs out) plus one
 renew period (the next node's next attempt after that); the median is printed as a
-ratio to that bound. Timings: DESIGN §10 (heartbeat 2 s, node offline after 10 s,
+ratio to that bound. Timings: the default (heartbeat 2 s, node offline after 10 s,
 lease 15 s, renew 5 s, renew deadline 10 s) by default, or --short for the tests'
 (0.2 s, 3 s, 3 s, 0.5 s, 2 s).
 
@@ -38,7 +38,13 @@ from support.postgres import make_server
 from paragon_licensed.daemon.store import nodes as node_q
 from paragon_licensed.daemon.store.db import StoreUnavailableError
 
-DESIGN = {"heartbeat": "2s", "node_timeout": "10s", "lease": "15s", "renew": "5s", "renew_deadline": "10s"}
+DEFAULT_TIMINGS = {
+    "heartbeat": "2s",
+    "node_timeout": "10s",
+    "lease": "15s",
+    "renew": "5s",
+    "renew_deadline": "10s",
+}
 SHORT = {"heartbeat": "0.2s", "node_timeout": "3s", "lease": "3s", "renew": "0.5s", "renew_deadline": "2s"}
 NAMES = ("node-1", "node-2", "node-3")
 
@@ -57,9 +63,9 @@ def main() -> int:
     )
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--store", choices=["postgresql", "sqlite"], default="postgresql")
-    parser.add_argument("--short", action="store_true", help="the tests' short timings instead of DESIGN §10")
+    parser.add_argument("--short", action="store_true", help="the tests' short timings, not the defaults")
     args = parser.parse_args()
-    timings = SHORT if args.short else DESIGN
+    timings = SHORT if args.short else DEFAULT_TIMINGS
     lease, renew = seconds(timings["lease"]), seconds(timings["renew"])
 
     root = Path(tempfile.mkdtemp(prefix="bench-failover-"))
@@ -123,7 +129,7 @@ def main() -> int:
     median = statistics.median(results)
     print()
     print(
-        f"store: {args.store}; timings: {'tests (--short)' if args.short else 'DESIGN §10'} "
+        f"store: {args.store}; timings: {'tests (--short)' if args.short else 'the default'} "
         f"(lease {lease:g} s, renew {renew:g} s)"
     )
     print(

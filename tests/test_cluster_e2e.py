@@ -1,4 +1,7 @@
-"""The cluster end to end (DESIGN §1.5, §9): three real daemons sharing one store, one real portal.
+"""The cluster end to end: three real daemons sharing one store, one real portal.
+
+What is shown here is described in docs/operations.md, "Running a cluster", and in
+ARCHITECTURE.md §4 (locking and fencing).
 
 Every test runs twice: on a PostgreSQL database of the suite's own server, and on one
 SQLite file shared by the daemons as on one host. The daemons are the installed

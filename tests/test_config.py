@@ -1,4 +1,6 @@
-"""The configuration file (DESIGN §4): every kind of problem as one exact line, defaults, paths, secrets.
+"""The configuration file: every kind of problem as one exact line, defaults, paths, secrets.
+
+Every key, its default and its range: etc/paragon-licensed.toml.
 
 A problem line is ``FILE: KEY: expected X, found Y``; the operator reads it in
 ``check-config`` output and in the daemon's log, so the tests pin it word for word.

@@ -1,4 +1,4 @@
-"""The computer ID (DESIGN §8): the pinned construction, its inputs from files, and the CLI."""
+"""The computer ID (ARCHITECTURE.md §6): the pinned construction, its inputs from files, and the CLI."""
 
 from __future__ import annotations
 

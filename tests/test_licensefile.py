@@ -1,4 +1,7 @@
-"""The license file format (DESIGN section 7), pinned by golden files, and every rejection."""
+"""The license file format, pinned by golden files, and every rejection.
+
+The format: docs/portal-api.md, "The license file".
+"""
 
 from __future__ import annotations
 

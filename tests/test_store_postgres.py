@@ -1,4 +1,4 @@
-"""The store on PostgreSQL (DESIGN §9): migrations, the lease on the database's clock, fencing,
+"""The store on PostgreSQL (ARCHITECTURE.md §4, §6): migrations, the lease on the database's clock, fencing,
 jobs, and the password that never shows.
 
 Everything runs against a real server the suite starts (or $PARAGON_TEST_PG_DSN), a fresh

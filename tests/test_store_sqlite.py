@@ -1,4 +1,4 @@
-"""The SQLite store (DESIGN §9): migrations, durability settings, meta, the lease and fencing, queries.
+"""The SQLite store (ARCHITECTURE.md §4, §6): migrations, durability, meta, the lease and fencing, queries.
 
 Everything runs against a real database file; the concurrency test runs two
 real processes that share it, as two daemons on one host would.

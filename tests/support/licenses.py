@@ -65,7 +65,7 @@ def computer_id(daemon: DaemonProcess) -> str:
 
 
 def expected_integrity_key(tenant: str, ids: list[str]) -> str:
-    """DESIGN section 7, spelled out here rather than through the code under test."""
+    """docs/portal-api.md, "The license file", spelled out here rather than through the code under test."""
     text = "".join(f"{part}\n" for part in [tenant, *sorted(ids)])
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
