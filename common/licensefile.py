@@ -485,8 +485,8 @@ def request_header_lines(tenant_id: str, kind: str, created: datetime) -> list[s
         f"Paragon license {kind} request",
         f"Tenant: {tenant_id}",
         f"Created: {_show(created)}",
-        "Upload this file on the License Portal's offline activation page, then import the",
-        "response with: paragon-licensed ctl license import FILE",
+        "Upload this file on the License Portal's offline activation page (/offline on the",
+        "portal), then import the response with: paragon-licensed ctl license import FILE",
     ]
 
 

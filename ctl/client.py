@@ -16,6 +16,7 @@ import socket
 import struct
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from paragon_licensed.interface.errors import (
@@ -179,61 +180,77 @@ def _connect(path: str, patience: float) -> socket.socket:
         pause = min(pause * 2, 0.2)
 
 
-def socket_path(explicit: str | None, config: str | None) -> str:
-    """--socket, else $PARAGON_LICENSED_SOCKET, else the configuration's control.socket, else the default."""
+@dataclass(frozen=True)
+class Endpoint:
+    """Where ctl finds the daemon, and why there: shown when the daemon cannot be reached."""
+
+    socket: str
+    source: str  # "--socket", "$PARAGON_LICENSED_SOCKET", "control.socket in FILE", "the default"
+    max_message: int = DEFAULT_MAX_MESSAGE
+    portal_url: str = ""
+    config: str | None = None  # the configuration file read, if any
+
+
+def endpoint(explicit: str | None, config: str | None) -> Endpoint:
+    """--socket, else $PARAGON_LICENSED_SOCKET, else the configuration's control.socket, else the default.
+
+    The configuration (--config, else $PARAGON_LICENSED_CONFIG) is read once, for the
+    socket, the message limit and the portal's address.
+    """
+    config_file = config or os.environ.get("PARAGON_LICENSED_CONFIG") or None
+    data = _read_config(config_file) if config_file else {}
+    control = _table(data, "control")
+    portal = _table(data, "portal")
+    limit = control.get("max_message")
+    extra: dict[str, Any] = {
+        "max_message": limit if isinstance(limit, int) and limit > 0 else DEFAULT_MAX_MESSAGE,
+        "portal_url": portal.get("url") if isinstance(portal.get("url"), str) else "",
+        "config": config_file,
+    }
     if explicit:
-        return explicit
+        return Endpoint(explicit, "--socket", **extra)
     from_env = os.environ.get("PARAGON_LICENSED_SOCKET")
     if from_env:
-        return from_env
-    config_file = config or os.environ.get("PARAGON_LICENSED_CONFIG")
+        return Endpoint(from_env, "$PARAGON_LICENSED_SOCKET", **extra)
+    value = control.get("socket")
+    if config_file and isinstance(value, str) and value:
+        if not os.path.isabs(value):
+            value = os.path.join(os.path.dirname(os.path.abspath(config_file)), value)
+        return Endpoint(value, f"control.socket in {config_file}", **extra)
     if config_file:
-        return _socket_from_config(config_file)
-    return DEFAULT_SOCKET
+        return Endpoint(DEFAULT_SOCKET, f"the default ({config_file} sets no control.socket)", **extra)
+    return Endpoint(DEFAULT_SOCKET, "the default", **extra)
 
 
-def _control_table(path: str) -> dict[str, Any]:
+def _table(data: dict[str, Any], name: str) -> dict[str, Any]:
+    table = data.get(name)
+    return table if isinstance(table, dict) else {}
+
+
+def socket_path(explicit: str | None, config: str | None) -> str:
+    return endpoint(explicit, config).socket
+
+
+def _read_config(path: str) -> dict[str, Any]:
     import tomllib
 
     try:
         with open(path, "rb") as handle:
-            data = tomllib.load(handle)
+            return tomllib.load(handle)
     except OSError as exc:
         raise ConfigUnreadable(f"{path}: cannot read the configuration ({exc.strerror})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigUnreadable(f"{path}: not valid TOML ({exc})") from None
-    control = data.get("control")
-    return control if isinstance(control, dict) else {}
-
-
-def _socket_from_config(path: str) -> str:
-    value = _control_table(path).get("socket")
-    if not isinstance(value, str) or not value:
-        return DEFAULT_SOCKET
-    if not os.path.isabs(value):
-        value = os.path.join(os.path.dirname(os.path.abspath(path)), value)
-    return value
-
-
-def max_message(config: str | None) -> int:
-    """The daemon's message limit as the configuration sets it (control.max_message)."""
-    config_file = config or os.environ.get("PARAGON_LICENSED_CONFIG")
-    if not config_file:
-        return DEFAULT_MAX_MESSAGE
-    try:
-        value = _control_table(config_file).get("max_message")
-    except ConfigUnreadable:
-        return DEFAULT_MAX_MESSAGE
-    return value if isinstance(value, int) and value > 0 else DEFAULT_MAX_MESSAGE
 
 
 __all__ = [
     "Busy",
     "Client",
     "ConfigUnreadable",
+    "Endpoint",
     "TooLarge",
     "Unreachable",
     "VarlinkError",
-    "max_message",
+    "endpoint",
     "socket_path",
 ]

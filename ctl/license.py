@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import urllib.parse
 from typing import Any
 
 from paragon_licensed.ctl.main import Context
@@ -84,7 +85,9 @@ def _show_outcomes(ctx: Context, outcomes: list[dict[str, Any]], verb: str) -> i
         return 0
     for outcome in outcomes:
         lic = outcome.get("license")
-        if lic:
+        if outcome.get("changed") is False:
+            out(f"Tenant {outcome['tenant']}: nothing changed.")
+        elif lic:
             out(
                 f"Tenant {outcome['tenant']}: {verb}. License {lic['license_id']}, "
                 f"{len(lic['orders'])} order(s), valid until {when(lic['valid_until'])}."
@@ -105,8 +108,19 @@ def _write_request(ctx: Context, request: dict[str, Any], path: str) -> None:
         emit_json({"file": os.path.abspath(path), **{k: v for k, v in request.items() if k != "document"}})
         return
     out(f"Offline {request['kind']} request for tenant {request['tenant']} written to {path}.")
-    out("Upload it on the License Portal's offline activation page, then import the response with:")
-    out("  paragon-licensed ctl license import RESPONSE_FILE")
+    out("Next, on a machine that reaches the License Portal, upload it on the portal's offline")
+    out(f"activation page, {offline_page(ctx)}, and save the response it gives you.")
+    out("Then import the response here with:")
+    out(f"  {ctx.command_prefix()} license import RESPONSE_FILE")
+
+
+def offline_page(ctx: Context) -> str:
+    """The portal's offline activation page, from portal.url when the configuration is known."""
+    url = ctx.portal_url()
+    if not url:
+        return "/offline on the License Portal"
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, "/offline", "", ""))
 
 
 def _need_out(ctx: Context) -> str | None:

@@ -18,10 +18,10 @@ from paragon_licensed.ctl.client import (
     Busy,
     Client,
     ConfigUnreadable,
+    Endpoint,
     TooLarge,
     Unreachable,
-    max_message,
-    socket_path,
+    endpoint,
 )
 from paragon_licensed.ctl.output import err
 from paragon_licensed.interface.errors import EXIT_UNREACHABLE, EXIT_USAGE, VarlinkError
@@ -56,16 +56,32 @@ class Context:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.json: bool = bool(getattr(args, "json", False))
-        self._socket: str | None = None
+        self._endpoint: Endpoint | None = None
+
+    @property
+    def endpoint(self) -> Endpoint:
+        if self._endpoint is None:
+            self._endpoint = endpoint(self.args.socket, self.args.config)
+        return self._endpoint
 
     @property
     def socket(self) -> str:
-        if self._socket is None:
-            self._socket = socket_path(self.args.socket, self.args.config)
-        return self._socket
+        return self.endpoint.socket
+
+    def portal_url(self) -> str:
+        return self.endpoint.portal_url
+
+    def command_prefix(self) -> str:
+        """How to call ctl again for the same daemon, as this call was made."""
+        prefix = "paragon-licensed ctl"
+        if self.args.socket:
+            return f"{prefix} --socket {self.args.socket}"
+        if self.args.config:
+            return f"{prefix} --config {self.args.config}"
+        return prefix
 
     def connect(self, timeout: float | None = 120.0) -> Client:
-        return Client(self.socket, timeout, max_message(self.args.config))
+        return Client(self.socket, timeout, self.endpoint.max_message)
 
     def call(self, method: str, parameters: dict[str, Any] | None = None) -> dict[str, Any]:
         with self.connect() as client:
@@ -77,26 +93,50 @@ def _json_flag(parser: argparse.ArgumentParser, top: bool = False) -> None:
         "--json",
         action="store_true",
         default=False if top else argparse.SUPPRESS,
-        help="print one JSON document on stdout",
+        help="Print one JSON document on stdout (watch: one per line, JSON Lines).",
     )
 
 
 def _tenant(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tenant", metavar="T", help="the tenant (needed when there are several)")
+    parser.add_argument("--tenant", metavar="T", help="The tenant (needed when there are several).")
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """The look of `paragon-licensed --help`: "Usage:", then "Options:" and "Commands:" sections."""
+
+    def add_usage(self, usage: Any, actions: Any, groups: Any, prefix: str | None = None) -> None:
+        super().add_usage(usage, actions, groups, "Usage: " if prefix is None else prefix)
+
+    def start_section(self, heading: str | None) -> None:
+        titles = {"options": "Options", "positional arguments": "Commands"}
+        super().start_section(titles.get(heading or "", heading))
+
+
+def _parser(**kwargs: Any) -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(formatter_class=_HelpFormatter, add_help=False, **kwargs)
+
+
+def _help(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-h", "--help", action="help", help="Show this message and exit.")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _parser(
         prog="paragon-licensed ctl",
         description="Talk to the running paragon-licensed daemon over its control socket.",
     )
-    parser.add_argument("--socket", metavar="PATH", help="control socket (default: from the configuration)")
-    parser.add_argument("--config", metavar="FILE", help="read control.socket from this configuration")
+    _help(parser)
+    parser.add_argument("--socket", metavar="PATH", help="Control socket (default: from the configuration).")
+    parser.add_argument("--config", metavar="FILE", help="Read control.socket from this configuration.")
     _json_flag(parser, top=True)
     verbs = parser.add_subparsers(dest="verb", metavar="COMMAND")
 
     def verb(name: str, help_text: str, sub: Any = None) -> argparse.ArgumentParser:
-        command = (sub or verbs).add_parser(name, help=help_text, description=help_text)
+        summary = help_text[0].upper() + help_text[1:] + "."
+        command = (sub or verbs).add_parser(
+            name, help=summary, description=summary, formatter_class=_HelpFormatter, add_help=False
+        )
+        _help(command)
         _json_flag(command)
         return command
 
@@ -108,18 +148,18 @@ def build_parser() -> argparse.ArgumentParser:
     license_verbs = license_cmd.add_subparsers(dest="sub", metavar="SUBCOMMAND", required=True)
     info = verb("info", "support ID, build, orders, validity and integrity key", license_verbs)
     _tenant(info)
-    info.add_argument("--history", action="store_true", help="also show the audit log")
+    info.add_argument("--history", action="store_true", help="Also show the audit log.")
     activate = verb("activate", "first activation with an activation key", license_verbs)
     activate.add_argument("--key", required=True, metavar="ACTIVATION_KEY")
     _tenant(activate)
-    activate.add_argument("--offline", action="store_true", help="write a request file instead")
-    activate.add_argument("--out", metavar="FILE", help="where --offline writes the request")
+    activate.add_argument("--offline", action="store_true", help="Write a request file instead.")
+    activate.add_argument("--out", metavar="FILE", help="Where --offline writes the request.")
     reactivate = verb("reactivate", "re-activate every order used before", license_verbs)
     _tenant(reactivate)
     mode = reactivate.add_mutually_exclusive_group()
-    mode.add_argument("--online", action="store_true", help="ask the portal now (the default)")
-    mode.add_argument("--offline", action="store_true", help="write a request file instead")
-    reactivate.add_argument("--out", metavar="FILE", help="where --offline writes the request")
+    mode.add_argument("--online", action="store_true", help="Ask the portal now (the default).")
+    mode.add_argument("--offline", action="store_true", help="Write a request file instead.")
+    reactivate.add_argument("--out", metavar="FILE", help="Where --offline writes the request.")
     request = verb("request", "write an offline request file for the portal", license_verbs)
     request.add_argument("kind", choices=["activation", "reactivation", "transfer"])
     _tenant(request)
@@ -131,8 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     transfer = verb("transfer", "move the license from a replaced computer ID", license_verbs)
     transfer.add_argument("--replace", required=True, metavar="COMPUTER_ID")
     _tenant(transfer)
-    transfer.add_argument("--offline", action="store_true", help="write request files instead")
-    transfer.add_argument("--out", metavar="FILE", help="where --offline writes the request")
+    transfer.add_argument("--offline", action="store_true", help="Write request files instead.")
+    transfer.add_argument("--out", metavar="FILE", help="Where --offline writes the request.")
 
     nodes = verb("nodes", "cluster nodes: name, computer ID, online, last seen, coordinator")
     nodes_verbs = nodes.add_subparsers(dest="sub", metavar="SUBCOMMAND")
@@ -151,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     notes = verb("notifications", "the notification center")
     _tenant(notes)
-    notes.add_argument("--unread", action="store_true", help="only those not acknowledged")
+    notes.add_argument("--unread", action="store_true", help="Only those not acknowledged.")
     notes_verbs = notes.add_subparsers(dest="sub", metavar="SUBCOMMAND")
     ack = verb("ack", "mark notifications as read", notes_verbs)
     ack.add_argument("ids", nargs="+", type=int, metavar="ID")
@@ -168,12 +208,18 @@ def _command(args: argparse.Namespace) -> Callable[[Context], int]:
     return command
 
 
-def _unreachable(exc: Unreachable) -> str:
+def _unreachable(exc: Unreachable, ctx: Context) -> str:
     from paragon_licensed.ctl.service import unit_state
 
+    try:
+        source = ctx.endpoint.source
+    except ConfigUnreadable:
+        source = "the command line"
+    given = ctx.args.socket or ctx.args.config
+    hint = "another --socket PATH" if given else "--socket PATH or --config FILE"
     return (
-        f"cannot reach paragon-licensed on {exc.path}: {exc.reason}. {unit_state()} "
-        "(use --socket PATH or --config FILE if the daemon listens elsewhere)"
+        f"cannot reach paragon-licensed on {exc.path} (from {source}): {exc.reason}. {unit_state()} "
+        f"(use {hint} if the daemon listens elsewhere)"
     )
 
 
@@ -187,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _command(args)(ctx)
     except Unreachable as exc:
-        err(_unreachable(exc))
+        err(_unreachable(exc, ctx))
         return EXIT_UNREACHABLE
     except Busy as exc:
         err(

@@ -6,7 +6,7 @@ import sys
 from typing import Any
 
 from paragon_licensed.ctl.main import Context
-from paragon_licensed.ctl.output import date, emit_json, human, out, table
+from paragon_licensed.ctl.output import date, emit_json, human, out, table, when
 
 
 def list_tenants(ctx: Context) -> int:
@@ -59,11 +59,14 @@ def check(ctx: Context) -> int:
     """Run the tenant license processing now: a progress bar, then a summary table."""
     results: list[dict[str, Any]] = []
     note = ""
+    final: dict[str, Any] = {}
     interactive = sys.stdout.isatty() and not ctx.json
+    shown = False
     with ctx.connect(timeout=None) as client:
         for reply in client.stream("RunTenantCheck"):
             progress = reply.get("progress")
-            if progress and not ctx.json:
+            if progress and progress["total"] and not ctx.json:  # no bar for a run with nothing due
+                shown = True
                 line = _bar(progress["done"], progress["total"])
                 if interactive:
                     sys.stdout.write("\r" + line)
@@ -71,12 +74,22 @@ def check(ctx: Context) -> int:
                 elif progress["done"] in (0, progress["total"]):
                     out(line)
             if reply.get("results") is not None:
+                final = reply
                 results = reply["results"]
                 note = reply.get("note") or ""
-    if interactive:
+    if interactive and shown:
         out()
+    looked_at, next_run = final.get("looked_at"), final.get("next_run")
     if ctx.json:
-        emit_json({"results": results, "note": note or None})
+        emit_json({"results": results, "note": note or None, "looked_at": looked_at, "next_run": next_run})
+    elif not results and not note:
+        if looked_at is None:
+            out("No tenant was due (expired, expiring or not properly licensed).")
+        else:
+            tenants = f"{looked_at} tenant was" if looked_at == 1 else f"{looked_at} tenants were"
+            out(f"{tenants} looked at; none was due (expired, expiring or not properly licensed).")
+        if next_run:
+            out(f"The next scheduled run is at {when(next_run)}.")
     else:
         counts = {
             k: sum(1 for r in results if r["outcome"] == k) for k in ("reactivated", "failed", "skipped")

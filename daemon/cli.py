@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -36,7 +37,7 @@ def cli() -> None:
     """The license daemon of a print-management installation's management nodes."""
 
 
-@cli.command()
+@cli.command(short_help="Run the daemon in the foreground (systemd runs this).")
 @click.option("--config", "config_path", metavar="FILE", help=CONFIG_HELP)
 def run(config_path: str | None) -> None:
     """Run the daemon in the foreground (systemd runs this)."""
@@ -49,7 +50,7 @@ def run(config_path: str | None) -> None:
     sys.exit(run_daemon(config, source))
 
 
-@cli.command()
+@cli.command(short_help="This node's computer ID and its sources, computed locally.")
 @click.option("--config", "config_path", metavar="FILE", help=CONFIG_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def identity(config_path: str | None, as_json: bool) -> None:
@@ -59,7 +60,7 @@ def identity(config_path: str | None, as_json: bool) -> None:
     sys.exit(print_identity(_load(config_path), as_json))
 
 
-@cli.command("check-config")
+@cli.command("check-config", short_help="Validate a configuration file (exit 0, or 2).")
 @click.option("--config", "config_path", metavar="FILE", help=CONFIG_HELP)
 def check_config(config_path: str | None) -> None:
     """Validate a configuration file: exit 0, or 2 with one line per problem."""
@@ -76,10 +77,17 @@ def check_config(config_path: str | None) -> None:
             f"{source}: portal.public_keys: expected a readable Ed25519 public key, found {exc}", err=True
         )
         sys.exit(2)
-    click.echo(f"{source}: configuration is valid ({len(keys)} portal public key(s) found)")
+    found = f"{len(keys)} portal public key(s) found"
+    if config_path is None and "PARAGON_LICENSED_CONFIG" not in os.environ and not os.path.exists(source):
+        click.echo(f"no configuration file at {source}: the built-in defaults apply and are valid ({found})")
+        return
+    click.echo(f"{source}: configuration is valid ({found})")
 
 
-@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@cli.command(
+    short_help="Talk to the running daemon over its control socket.",
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def ctl(args: tuple[str, ...]) -> None:
     """Talk to the running daemon over its control socket (see `ctl --help`)."""

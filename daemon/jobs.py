@@ -211,8 +211,14 @@ class Jobs:
                 "progress", f"{done}/{total}", done=done, total=total, tenant=tenant, outcome=outcome
             )
 
-        outcome = await self.app.tenant_check.run("manual", progress, run_id)
-        return {"results": msgspec.to_builtins(outcome.results), "note": outcome.note}
+        check = self.app.tenant_check
+        outcome = await check.run("manual", progress, run_id)
+        return {
+            "results": msgspec.to_builtins(outcome.results),
+            "note": outcome.note,
+            "looked_at": outcome.looked_at,
+            "next_run": rfc3339(check.next_run) if check.next_run is not None else None,
+        }
 
 
 def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:

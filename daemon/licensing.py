@@ -39,6 +39,8 @@ from paragon_licensed.interface.errors import (
 from paragon_licensed.licensefile import (
     LicenseRejected,
     Payload,
+    RequestFileError,
+    decode_request,
     encode_request,
     extract_license,
     inspect,
@@ -46,6 +48,7 @@ from paragon_licensed.licensefile import (
     request_header_lines,
     verify,
 )
+from paragon_licensed.text import clean
 
 if TYPE_CHECKING:
     from paragon_licensed.daemon.app import Daemon
@@ -303,7 +306,16 @@ class Licensing:
             text = extract_license(document)
             payload = inspect(text, self.app.verifier.keys)
         except LicenseRejected as exc:
-            error = InvalidLicense(reason=exc.reason, detail=f"{exc.detail}. {exc.explanation}")
+            request = describe_request(document)
+            if request is not None:  # the request file itself, imported by mistake
+                error = InvalidLicense(
+                    reason="request_file",
+                    detail=f"this is the offline {request} it is the file to take to the License "
+                    "Portal's offline activation page (/offline on the portal), which answers with the "
+                    "response file to import here",
+                )
+            else:
+                error = InvalidLicense(reason=exc.reason, detail=f"{exc.detail}. {exc.explanation}")
             await self._record_failure("", "import", request_id, actor, error)
             raise error from None
         tenant = payload.tenant_id
@@ -323,9 +335,11 @@ class Licensing:
             await self._record_failure(tenant, "import", request_id, actor, exc)
             raise
         installed = await self.install(tenant, text, payload, "import", actor, request_id)
-        if not installed.changed:
-            installed.warnings.append(f"license {payload.license_id} was already installed; nothing changed")
-        await report("installed", f"license {payload.license_id} installed for tenant {tenant}")
+        if installed.changed:
+            await report("installed", f"license {payload.license_id} installed for tenant {tenant}")
+        else:
+            already = f"license {payload.license_id} is already installed for tenant {tenant}"
+            await report("unchanged", already)
         return self.outcome(tenant, installed)
 
     def _not_older(self, tenant: str, payload: Payload) -> None:
@@ -480,7 +494,18 @@ class Licensing:
 
     def outcome(self, tenant: str, installed: Installed) -> wire.Outcome:
         license_info = license_to_wire(self.app, tenant)
-        return wire.Outcome(tenant=tenant, warnings=installed.warnings, license=license_info)
+        return wire.Outcome(
+            tenant=tenant, warnings=installed.warnings, license=license_info, changed=installed.changed
+        )
+
+
+def describe_request(document: str) -> str | None:
+    """What an offline request file asks ("reactivation request for tenant T;"), if it is one."""
+    try:
+        body = decode_request(document)
+    except RequestFileError:
+        return None
+    return f"{body['kind']} request for tenant {clean(body.get('tenant_id', '?'), 100)};"
 
 
 def success_message(cause: str, payload: Payload) -> tuple[str, str]:
@@ -503,8 +528,9 @@ def success_message(cause: str, payload: Payload) -> tuple[str, str]:
         "import": "License imported",
         "transfer": "License transferred",
     }
-    title = titles.get(cause, "License reactivated")
-    return title, f"{title}, valid until {until}; {orders}."
+    # The text follows the title on one line ("License reactivated: Now valid until ..."):
+    # it must not say the title again.
+    return titles.get(cause, "License reactivated"), f"Now valid until {until}; {orders}."
 
 
 def license_to_wire(

@@ -23,13 +23,15 @@ from pathlib import Path
 
 import msgspec
 
+from paragon_licensed.daemon.dirs import make_dirs
+
 MAX_BACKOFF = 30.0
 # Below this, the next copy may not fit: report the file system as full before a write fails.
 MIN_FREE = 64 * 1024
 
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+    make_dirs(path.parent, 0o750)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)

@@ -40,7 +40,7 @@ def offline_hint(tenant: str) -> str:
     return (
         "To reactivate offline: "
         f"`{CTL} license reactivate --tenant {tenant} --offline --out request.txt`, upload request.txt "
-        "on the License Portal's offline activation page, then "
+        "on the License Portal's offline activation page (/offline on the portal), then "
         f"`{CTL} license import response.txt`."
     )
 

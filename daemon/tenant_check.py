@@ -78,12 +78,14 @@ class Breaker:
 class Outcome:
     results: list[wire.CheckResult]
     note: str
+    looked_at: int = 0  # the tenants this node knew when the run selected its work
 
 
 class TenantCheck:
     def __init__(self, app: Daemon) -> None:
         self.app = app
         self.running = anyio.Lock()
+        self.next_run: float | None = None  # Unix time of the next scheduled run, when known
 
     # -- selection
 
@@ -118,13 +120,18 @@ class TenantCheck:
                 log.info("finishing a tenant check left unfinished", run=run.id, trigger=run.trigger)
                 await self.process(run.id, None)
         settings = app.config.tenant_check
-        await anyio.sleep(random.uniform(0, settings.splay))
+        splay = random.uniform(0, settings.splay)
+        self.next_run = time.time() + splay
+        await anyio.sleep(splay)
         await app.startup.done.wait()  # upgrade and restore reactivations go first, with their own message
         while True:
             started = time.monotonic()
+            self.next_run = time.time() + app.config.tenant_check.interval
             await self.run("scheduled")
             interval = app.config.tenant_check.interval
-            await anyio.sleep(max(0.0, interval - (time.monotonic() - started)))
+            pause = max(0.0, interval - (time.monotonic() - started))
+            self.next_run = time.time() + pause
+            await anyio.sleep(pause)
 
     async def run(self, trigger: str, progress: Progress | None = None, run_id: str | None = None) -> Outcome:
         """Run a check; with the id of a run a previous coordinator started, finish that one."""
@@ -149,7 +156,8 @@ class TenantCheck:
         app = self.app
         run = await app.db.read(checks.get, run_id)
         if run is not None and run.finished:
-            return Outcome([self.result(i) for i in await app.db.read(checks.items, run_id)], run.note)
+            results = [self.result(i) for i in await app.db.read(checks.items, run_id)]
+            return Outcome(results, run.note, looked_at=len(app.view.tenants))
         items = await app.db.read(checks.items, run_id)
         pending = [i for i in items if i.state == "pending"]
         total = len(items)
@@ -184,7 +192,7 @@ class TenantCheck:
         results = [self.result(i) for i in await app.db.read(checks.items, run_id)]
         counts = {k: sum(1 for r in results if r.outcome == k) for k in ("reactivated", "failed", "skipped")}
         log.info("tenant check finished", run=run_id, **counts, note=note)
-        return Outcome(results, note)
+        return Outcome(results, note, looked_at=len(app.view.tenants))
 
     async def process_one(
         self,

@@ -166,10 +166,19 @@ class View:
         return changed
 
     def coordinator(self) -> str | None:
-        """The lease holder, if its lease has not run out (aged since the snapshot was read)."""
+        """The lease holder, if its lease has not run out (aged since the snapshot was read).
+
+        This node's own lease is known at once, before the next heartbeat reads the store:
+        status, the node list and is_coordinator agree from the moment it takes over or
+        steps down.
+        """
+        if self.app.is_coordinator:
+            return self.app.node
         lease = self.snapshot.lease
         if lease is None or lease.remaining - (time.monotonic() - self.snapshot.taken_at) <= 0:
             return None
+        if lease.holder == self.app.node:
+            return None  # stepped down since the snapshot was read
         return lease.holder
 
     def node_list(self) -> list[wire.Node]:

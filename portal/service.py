@@ -195,6 +195,15 @@ class PortalService:
     ) -> tuple[lf.Payload, str]:
         """Sign a license covering every order of the installation's keys that has not ended."""
         orders = tx.live_orders(installation.id, now)
+        previous = tx.latest_license(installation.id)
+        if not orders and previous is None:
+            # A first activation: the installation is rolled back with this refusal, so its
+            # support ID would be a different one at every attempt. Name the tenant instead.
+            raise Problem(
+                "subscription_ended",
+                f"every order of this activation key for tenant {installation.tenant_id} has ended; "
+                "renew the subscription, then activate again",
+            )
         if not orders:
             raise Problem(
                 "subscription_ended",
@@ -202,7 +211,6 @@ class PortalService:
                 "has ended; renew the subscription, then reactivate",
             )
         cap = now + timedelta(days=self.license_days)
-        previous = tx.latest_license(installation.id)
         payload = lf.Payload(
             format=lf.FORMAT,
             license_id=str(uuid.uuid4()),

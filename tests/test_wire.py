@@ -355,7 +355,7 @@ def imported_after(module: str) -> set[str]:
 def test_protocol_imports_only_the_standard_library() -> None:
     modules = imported_after("paragon_licensed.interface.errors")
     ours = {m for m in modules if m.startswith("paragon_licensed")}
-    assert ours == {"paragon_licensed", "paragon_licensed.daemon", "paragon_licensed.interface.errors"}
+    assert ours == {"paragon_licensed", "paragon_licensed.interface", "paragon_licensed.interface.errors"}
     assert not {"msgspec", "anyio", "click", "requests"} & modules
 
 
@@ -364,7 +364,7 @@ def test_wire_imports_only_msgspec_and_the_standard_library() -> None:
     ours = {m for m in modules if m.startswith("paragon_licensed")}
     assert ours <= {
         "paragon_licensed",
-        "paragon_licensed.daemon",
+        "paragon_licensed.interface",
         "paragon_licensed.interface.errors",
         "paragon_licensed.interface.wire",
     }

@@ -130,6 +130,7 @@ class Outcome(Struct, frozen=True):
     tenant: str
     warnings: list[str]
     license: License | None = None
+    changed: bool | None = None
 
 
 class OfflineRequest(Struct, frozen=True):
@@ -299,6 +300,8 @@ class RunTenantCheckOut(Struct, frozen=True, omit_defaults=True):
     progress: CheckProgress | None = None
     results: list[CheckResult] | None = None
     note: str | None = None
+    looked_at: int | None = None
+    next_run: str | None = None
 
 
 class ListNotificationsIn(Struct, frozen=True):

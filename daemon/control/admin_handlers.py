@@ -138,5 +138,8 @@ async def run_tenant_check(ctx: CallContext, params: wire.Empty) -> wire.RunTena
     job_id = await ctx.app.jobs.submit(run, "", actor(ctx), timeout=None)
     result = await ctx.app.jobs.wait(job_id, emit, timeout=None)
     return wire.RunTenantCheckOut(
-        results=msgspec.convert(result["results"], list[wire.CheckResult]), note=result["note"] or None
+        results=msgspec.convert(result["results"], list[wire.CheckResult]),
+        note=result["note"] or None,
+        looked_at=result.get("looked_at"),
+        next_run=result.get("next_run"),
     )

@@ -13,6 +13,8 @@ import socket
 import stat
 from dataclasses import dataclass
 
+from paragon_licensed.daemon.dirs import make_dirs
+
 SD_LISTEN_FDS_START = 3
 
 
@@ -66,7 +68,7 @@ def bind(path: str, backlog: int = 128) -> ControlSocket:
     if passed is not None:
         return ControlSocket(passed, path, owned=False)
     directory = os.path.dirname(path) or "."
-    os.makedirs(directory, mode=0o755, exist_ok=True)
+    make_dirs(directory, 0o755)
     try:
         mode = os.lstat(path).st_mode
     except FileNotFoundError:
