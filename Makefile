@@ -32,6 +32,7 @@ lint: venv
 
 unit: venv
 	scripts/ensure-postgres
+	scripts/ensure-chromium
 	$(BIN)/pytest
 
 test: lint unit
