@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SOURCES := $(shell find common daemon ctl portal -type f \( -name '*.py' -o -name '*.varlink' -o -name '*.sql' \)) setup.py pyproject.toml
 
-.PHONY: run run-cluster test lint typecheck unit venv clean
+.PHONY: run run-cluster test lint typecheck unit venv clean man completions
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,9 +32,18 @@ lint: venv
 
 unit: venv
 	scripts/ensure-postgres
+	scripts/ensure-chromium
 	$(BIN)/pytest
 
 test: lint unit
+
+# Manual pages (build/man/*.1) and bash/zsh completion (build/completions/{bash,zsh}/),
+# generated from the argument parsers; see scripts/man_completions.py.
+man: venv
+	$(BIN)/python scripts/man_completions.py man build/man
+
+completions: venv
+	$(BIN)/python scripts/man_completions.py completions build/completions
 
 clean:
 	rm -rf $(VENV) build var .pytest_cache .mypy_cache .ruff_cache *.egg-info

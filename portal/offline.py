@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import msgspec
 
@@ -29,8 +30,22 @@ class _ProblemBody(msgspec.Struct):
     detail: str
 
 
+class Response(NamedTuple):
+    """A response file and what it answers (for naming the file)."""
+
+    text: str
+    kind: str
+    tenant_id: str
+    request_id: str
+
+
 def process(service: PortalService, request_text: str) -> str:
     """The response file for an offline request file; a refusal raises ``Problem``."""
+    return answer(service, request_text).text
+
+
+def answer(service: PortalService, request_text: str) -> Response:
+    """``process``, also telling the request's kind, tenant and request ID."""
     started = time.perf_counter()
     try:
         data = lf.decode_request(request_text)
@@ -51,7 +66,8 @@ def process(service: PortalService, request_text: str) -> str:
     license_text = msgspec.json.decode(outcome.body, type=_Answer).license
     public_key = service.private_key.public_key()
     payload = lf.inspect(license_text, {lf.key_id(public_key): public_key})
-    return lf.encode_response(license_text, response_header_lines(payload, kind))
+    text = lf.encode_response(license_text, response_header_lines(payload, kind))
+    return Response(text, kind, payload.tenant_id, str(data["request_id"]))
 
 
 def response_header_lines(payload: lf.Payload, kind: str) -> list[str]:

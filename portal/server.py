@@ -1,5 +1,7 @@
 """The portal's HTTP server: routes API v1 requests to the service, answers JSON or problems.
 
+``/offline`` is the offline activation page (``offline_page``), answered in HTML.
+
 Threads from the standard library's ThreadingHTTPServer, HTTP/1.1 keep-alive, and one
 write per response (headers and body together, Nagle off) so a small answer never waits
 for a delayed ACK.
@@ -18,7 +20,7 @@ from typing import Any, Final
 
 import msgspec
 
-from paragon_licensed.portal import messages, requestlog
+from paragon_licensed.portal import messages, offline_page, requestlog
 from paragon_licensed.portal.faults import Faults
 from paragon_licensed.portal.messages import API_PREFIX
 from paragon_licensed.portal.problems import RETRY_CODES, Problem
@@ -116,6 +118,9 @@ class PortalHandler(BaseHTTPRequestHandler):
     def _handle(self, method: str) -> None:
         started = time.perf_counter()
         path, _, query = self.path.partition("?")
+        if path == offline_page.PATH:
+            self._page(method)
+            return
         record = RequestRecord(method=method, path=path)
         headers: dict[str, str] = {}
         try:
@@ -138,6 +143,20 @@ class PortalHandler(BaseHTTPRequestHandler):
             internal = Problem("internal", "the portal failed to answer; try again later")
             status, body = self._refuse(internal, record, headers, started)
         self._send(status, body, headers)
+
+    def _page(self, method: str) -> None:
+        """The offline activation page: every answer, refusals included, is HTML."""
+        try:
+            raw = self._read_body()
+            answer = offline_page.handle(
+                self.server.service, method, self.headers.get("Content-Type", ""), raw
+            )
+        except Problem as problem:
+            answer = offline_page.page(problem)
+        except Exception:
+            log.exception("%s %s failed", method, offline_page.PATH)
+            answer = offline_page.page(Problem("internal", "the portal failed to answer; try again later"))
+        self._send(answer.status, answer.body, answer.headers, answer.content_type)
 
     def _refuse(
         self, problem: Problem, record: RequestRecord, headers: dict[str, str], started: float
@@ -198,10 +217,13 @@ class PortalHandler(BaseHTTPRequestHandler):
         except Exception:
             log.exception("could not write the request log")
 
-    def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
-        problem = status >= 400
+    def _send(
+        self, status: int, body: bytes, headers: dict[str, str], content_type: str | None = None
+    ) -> None:
+        if content_type is None:
+            content_type = "application/problem+json" if status >= 400 else "application/json"
         self.send_response(status)
-        self.send_header("Content-Type", "application/problem+json" if problem else "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
         for name, value in headers.items():
