@@ -11,6 +11,7 @@ period); otherwise the validity decides.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -83,15 +84,47 @@ class TenantView:
         )
 
 
+@dataclass(frozen=True)
+class Facts:
+    """Everything besides the tenant's row that its state depends on."""
+
+    now: float
+    # The computer IDs of every registered node; None before the store answers, when the node
+    # set is unknown and the last verified license is trusted.
+    cluster_ids: frozenset[str] | None
+    build: str | None  # the installed product build, when known
+    expiring_within: float  # seconds before expiry a license counts as expiring
+    store_opened: bool
+
+
+Inspect = Callable[[int, str], Payload]  # (stored row, document) -> payload, or LicenseRejected
+
+
 def evaluate(app: Daemon, row: TenantRow, now: float | None = None) -> TenantView:
-    now = clock.now() if now is None else now
+    """The tenant's state from the daemon's current facts (the adapter around ``judge``)."""
+    facts = Facts(
+        now=clock.now() if now is None else now,
+        cluster_ids=frozenset(app.cluster_computer_ids()) if app.store_opened else None,
+        build=app.build.value,
+        expiring_within=app.config.tenant_check.expiring_within,
+        store_opened=app.store_opened,
+    )
+    view = judge(row, facts, app.verifier.inspect)
+    if view.payload is not None and view.state != "invalid":
+        app.clock.raise_to(view.payload.issued_at.timestamp())  # a verified license was issued by then
+    return view
+
+
+def judge(row: TenantRow, facts: Facts, inspect: Inspect) -> TenantView:
+    """A tenant's state and the sentence explaining it: a pure function of its inputs."""
+    now = facts.now
 
     def view(state: wire.State, reason: str, payload: Payload | None = None) -> TenantView:
         grace = row.grace_until if state == "needs_reactivation" else None
         if is_local_copy(row.license):
             reason += (
                 "; from this node's verified local copy: the store has no license for this tenant"
-                if app.store_opened
+                if facts.store_opened
                 else "; from this node's verified local copy until the store answers"
             )
         return TenantView(row.id, state, reason, row.admin_email, row, payload, grace)
@@ -103,7 +136,7 @@ def evaluate(app: Daemon, row: TenantRow, now: float | None = None) -> TenantVie
             f"no license yet: activate with `{CTL} license activate --key KEY --tenant {row.id}`",
         )
     try:
-        payload = app.verifier.inspect(license_row.row, license_row.document)
+        payload = inspect(license_row.row, license_row.document)
     except LicenseRejected as exc:
         return view("invalid", f"{exc.reason}: {exc.detail}. {exc.explanation}")
     if payload.tenant_id != row.id:
@@ -114,11 +147,9 @@ def evaluate(app: Daemon, row: TenantRow, now: float | None = None) -> TenantVie
             f"issued_in_future: issued at {rfc3339(payload.issued_at.timestamp())}; check this node's clock",
             payload,
         )
-    app.clock.raise_to(payload.issued_at.timestamp())  # a verified license was issued by then
 
     licensed = set(payload.computer_ids)
-    # Before the store answers, the node set is unknown: the last verified license is trusted.
-    cluster = set(app.cluster_computer_ids()) if app.store_opened else licensed
+    cluster = set(facts.cluster_ids) if facts.cluster_ids is not None else licensed
     if row.flag == "needs_transfer" or licensed - cluster:
         gone = sorted(licensed - cluster)
         reason = row.flag_reason or (
@@ -126,7 +157,6 @@ def evaluate(app: Daemon, row: TenantRow, now: float | None = None) -> TenantVie
             f"`{CTL} license transfer --replace {gone[0]}`"
         )
         return view("needs_transfer", reason, payload)
-    build = app.build.value
     if row.flag == "needs_reactivation":
         return view("needs_reactivation", row.flag_reason, payload)
     if cluster - licensed:
@@ -137,10 +167,10 @@ def evaluate(app: Daemon, row: TenantRow, now: float | None = None) -> TenantVie
             "node is online",
             payload,
         )
-    if build is not None and payload.build != build:
+    if facts.build is not None and payload.build != facts.build:
         return view(
             "needs_reactivation",
-            f"the product build changed from {payload.build} to {build}: reactivate",
+            f"the product build changed from {payload.build} to {facts.build}: reactivate",
             payload,
         )
 
@@ -148,7 +178,7 @@ def evaluate(app: Daemon, row: TenantRow, now: float | None = None) -> TenantVie
     until = _date(payload.valid_until)
     if remaining <= 0:
         return view("expired", f"the license expired on {until}: reactivate", payload)
-    if remaining <= app.config.tenant_check.expiring_within:
+    if remaining <= facts.expiring_within:
         return view("expiring", f"the license expires on {until}", payload)
     return view("active", f"licensed until {until}", payload)
 
