@@ -45,6 +45,7 @@ from paragon_licensed.daemon.store import messages as msg_q
 from paragon_licensed.daemon.store import tenants as tenant_q
 from paragon_licensed.daemon.store.connect import describe_url, open_database
 from paragon_licensed.daemon.store.db import Database, StoreUnavailableError, Tx
+from paragon_licensed.daemon.store_health import StoreHealth
 from paragon_licensed.daemon.tenant_check import TenantCheck
 from paragon_licensed.daemon.verifier import Verifier
 from paragon_licensed.daemon.view import View, read_snapshot
@@ -83,8 +84,7 @@ class Daemon:
         self._tenant_locks: weakref.WeakValueDictionary[str, anyio.Lock] = weakref.WeakValueDictionary()
         self._last_notification = -1
         self.identity: Identity
-        self.store_problem: str | None = None
-        self.store_opened = False
+        self.store = StoreHealth(self.view.invalidate)
         self.activity = "starting"
         self.started = time.monotonic()
         self._coordinator_duties: list[Callable[[], Awaitable[None]]] = [
@@ -95,6 +95,14 @@ class Daemon:
         ]
 
     # -- what other modules ask the daemon
+
+    @property
+    def store_problem(self) -> str | None:
+        return self.store.problem
+
+    @property
+    def store_opened(self) -> bool:
+        return self.store.opened
 
     @property
     def is_coordinator(self) -> bool:
@@ -181,7 +189,6 @@ class Daemon:
         )
         if self.build.problem:
             log.warning(f"product build unknown: {self.build.problem}")
-        self.store_problem = "not connected yet"
         self.clock.install()
         self._load_local_copies()
         try:
@@ -247,13 +254,13 @@ class Daemon:
                     log.info("store migrated", versions=",".join(map(str, applied)))
                 await self.cluster.register()
                 await self.db.write(self._seed_tenants)
-                self.store_opened = True  # before the first read: tenants are judged with the node set
+                self.store.mark_opened()  # before the first read: tenants are judged with the node set
                 await self.refresh()
-                self.store_problem = None
+                self.store.answered()
                 return
             except StoreUnavailableError as exc:
-                self.store_problem = str(exc)
-                log.warning("store unavailable, retrying", reason=exc, retry_in=f"{delay:.0f}s")
+                self.store.failed(exc)
+                log.info("store still unavailable, retrying", retry_in=f"{delay:.0f}s")
                 self.notifier.status(f"store unavailable: {exc}")
                 await anyio.sleep(delay)
                 delay = min(delay * 2, 30.0)
@@ -374,8 +381,6 @@ class _StoreGuard:
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
         if isinstance(exc, StoreUnavailableError):
-            self.app.store_problem = str(exc)
-            self.app.view.invalidate()
-            log.warning("store unavailable", reason=exc)
+            self.app.store.failed(exc)
             return True
         return False

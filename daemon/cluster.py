@@ -91,15 +91,10 @@ class Cluster:
                 snapshot = await app.db.write(self._beat, app.view.since())
             except StoreUnavailableError as exc:
                 failures += 1
-                if app.store_problem is None:
-                    log.warning("store unavailable", reason=exc)
-                app.store_problem = str(exc)
-                app.view.invalidate()
+                app.store.failed(exc)
                 await anyio.sleep(min(interval * 2 ** min(failures, 8), max(interval, MAX_BACKOFF)))
                 continue
-            if app.store_problem is not None:
-                log.info("store available again")
-                app.store_problem = None
+            app.store.answered()
             failures = 0
             went_back = snapshot.full and bool(app.view.snapshot.store_id)
             app.apply_snapshot(snapshot)

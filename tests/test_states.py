@@ -16,7 +16,7 @@ import pytest
 from paragon_licensed.daemon.localcopy import LOCAL_COPY
 from paragon_licensed.daemon.states import Facts, judge
 from paragon_licensed.daemon.store.tenants import LicenseRow, TenantRow
-from paragon_licensed.licensefile import LicenseRejected, Payload
+from paragon_licensed.licensefile import LicenseRejected, Payload, RejectReason
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 DAY = 86400.0
@@ -86,7 +86,7 @@ def accept(license: Payload) -> Any:
     return lambda row_id, document: license
 
 
-def reject(reason: str) -> Any:
+def reject(reason: RejectReason) -> Any:
     def inspect(row_id: int, document: str) -> Payload:
         raise LicenseRejected(reason, "the detail")
 
@@ -201,7 +201,7 @@ CASES = [
     ("stored", "around", "checked", "state", "reason"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
 )
 def test_judge(stored: TenantRow, around: Facts, checked: Any, state: str, reason: str) -> None:
-    inspect = reject(checked) if isinstance(checked, str) else accept(checked)
+    inspect = reject("bad_signature") if checked == "bad_signature" else accept(checked)
     view = judge(stored, around, inspect)
     assert view.state == state
     assert reason in view.reason, view.reason
