@@ -11,11 +11,13 @@ from collections.abc import Callable
 
 from paragon_licensed.daemon import log
 
+NOT_YET = "not connected yet"
+
 
 class StoreHealth:
     def __init__(self, on_change: Callable[[], None] = lambda: None) -> None:
         self._on_change = on_change  # e.g. drop the cached status reply
-        self.problem: str | None = "not connected yet"
+        self.problem: str | None = NOT_YET
         # Migrated and this node registered: from then on the node set is read from the store.
         self.opened = False
 
@@ -25,7 +27,7 @@ class StoreHealth:
 
     def failed(self, reason: object) -> None:
         """An attempt met an outage: the store is unavailable, for this reason."""
-        if self.problem is None or self.problem == "not connected yet":
+        if self.problem is None or self.problem == NOT_YET:
             log.warning("store unavailable", reason=reason)
         self.problem = str(reason)
         self._on_change()
@@ -34,7 +36,7 @@ class StoreHealth:
         """An attempt went through: the store is available (again)."""
         if self.problem is None:
             return
-        if self.opened:
+        if self.problem != NOT_YET:  # it had failed, not merely not been asked yet
             log.info("store available again")
         self.problem = None
         self._on_change()
