@@ -106,7 +106,10 @@ def _write_request(ctx: Context, request: dict[str, Any], path: str) -> None:
         return
     out(f"Offline {request['kind']} request for tenant {request['tenant']} written to {path}.")
     out("Upload it on the License Portal's offline activation page, then import the response with:")
-    out("  paragon-licensed ctl license import RESPONSE_FILE")
+    # The same --config or --socket as this call, so the hint works as printed (`make run`).
+    target = f" --config {ctx.args.config}" if ctx.args.config else ""
+    target = target or (f" --socket {ctx.args.socket}" if ctx.args.socket else "")
+    out(f"  paragon-licensed ctl{target} license import RESPONSE_FILE")
 
 
 def _need_out(ctx: Context) -> str | None:
