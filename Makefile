@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SOURCES := $(shell find common daemon ctl portal -type f \( -name '*.py' -o -name '*.varlink' -o -name '*.sql' \)) setup.py pyproject.toml
 
-.PHONY: run run-cluster test lint typecheck unit venv clean
+.PHONY: run run-cluster test lint typecheck unit venv clean deb
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +34,12 @@ unit: venv
 	scripts/ensure-postgres
 	$(BIN)/pytest
 
+# dist/paragon-licensed_VERSION_ARCH.deb for Debian 12 (docs/install.md); installs
+# the Debian build tools it needs.
+deb:
+	scripts/build-deb --out dist
+
 test: lint unit
 
 clean:
-	rm -rf $(VENV) build var .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) build dist var .pytest_cache .mypy_cache .ruff_cache *.egg-info
