@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SOURCES := $(shell find common daemon ctl portal -type f \( -name '*.py' -o -name '*.varlink' -o -name '*.sql' \)) setup.py pyproject.toml
 
-.PHONY: run run-cluster test lint typecheck unit venv clean man completions
+.PHONY: run run-cluster test lint typecheck unit venv clean man completions deb package-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,19 @@ lint: venv
 unit: venv
 	scripts/ensure-postgres
 	scripts/ensure-chromium
+	scripts/ensure-deb-tools
 	$(BIN)/pytest
+
+# dist/paragon-licensed_VERSION_ARCH.deb for Debian 12 (docs/install.md); installs
+# the Debian build tools it needs.
+deb:
+	scripts/build-deb --out dist
+
+# Builds the package (versions N and N+1), installs, upgrades and purges it in a
+# throwaway Debian 12 root, and checks the packaged units (root; part of `make test`).
+package-test: venv
+	scripts/ensure-deb-tools
+	$(BIN)/pytest tests/test_package.py tests/test_systemd_units.py
 
 test: lint unit
 
@@ -46,4 +58,4 @@ completions: venv
 	$(BIN)/python scripts/man_completions.py completions build/completions
 
 clean:
-	rm -rf $(VENV) build var .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) build dist var .pytest_cache .mypy_cache .ruff_cache *.egg-info

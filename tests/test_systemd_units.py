@@ -1,5 +1,9 @@
 """The systemd units: systemd-analyze verify and security, and what the daemon relies on.
 
+Every unit check runs twice: on the files in the repository, and on the files the
+Debian package installs (extracted from the package built by support.package, the
+same one tests/test_package.py installs), so that packaging cannot change them unseen.
+
 systemd need not be PID 1 here: `systemd-analyze verify` and
 `systemd-analyze security --offline=yes` read the unit files directly. Neither is
 optional, so a missing `systemd-analyze` fails these tests instead of skipping them.
@@ -19,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from support.package import Packages
 
 from paragon_licensed.daemon.config import ControlConfig, IdentityConfig, PathsConfig
 from paragon_licensed.daemon.identity import CREDENTIAL
@@ -31,6 +36,10 @@ SYSUSERS = UNITS / "sysusers.d" / "paragon-licensed.conf"
 DOCS = ROOT / "docs" / "systemd.md"
 PROGRAM = Path(sys.executable).parent / "paragon-licensed"
 MAX_EXPOSURE = 2.0
+
+pytest_plugins = ["support.package"]
+# The first test with the packaged units builds the package when no earlier module did.
+pytestmark = pytest.mark.timeout(1500)
 
 # Sandboxing and privilege settings: each one needs a comment line right above it
 # saying why (STYLE.md point 9).
@@ -125,19 +134,47 @@ def problems(stderr: str) -> list[str]:
     return found
 
 
+@dataclass(frozen=True)
+class Units:
+    directory: Path  # holds SERVICE and SOCKET
+    sysusers: Path
+
+
+@pytest.fixture(scope="session")
+def packaged_units(packages: Packages, tmp_path_factory: pytest.TempPathFactory) -> Units:
+    """The unit and sysusers.d files as the package installs them."""
+    unpacked = tmp_path_factory.mktemp("packaged-units")
+    result = run("dpkg-deb", "--extract", packages.current, unpacked)
+    assert result.returncode == 0, result.stderr
+    # debhelper 13.11 ships units in /lib/systemd/system, the same folder as
+    # /usr/lib/systemd/system on Debian 12's merged /usr.
+    folders = ("usr/lib/systemd/system", "lib/systemd/system")
+    found = [d for d in folders if (unpacked / d / SERVICE).is_file()]
+    assert found, "no unit files in the package"
+    return Units(unpacked / found[0], unpacked / "usr/lib/sysusers.d/paragon-licensed.conf")
+
+
+@pytest.fixture(params=["repository", "package"])
+def units(request: pytest.FixtureRequest) -> Units:
+    if request.param == "repository":
+        return Units(UNITS, SYSUSERS)
+    packaged: Units = request.getfixturevalue("packaged_units")
+    return packaged
+
+
 @pytest.fixture
-def unit_dir(tmp_path: Path) -> Path:
+def unit_dir(tmp_path: Path, units: Units) -> Path:
     """Copies of both units whose commands exist on this machine, as verify requires."""
     assert PROGRAM.is_file(), f"{PROGRAM} is not installed (pip install .)"
     kill = shutil.which("kill")
     assert kill, "kill(1) not found"
-    service = (UNITS / SERVICE).read_text()
+    service = (units.directory / SERVICE).read_text()
     assert "ExecStart=/usr/bin/paragon-licensed run\n" in service
     assert "ExecReload=/bin/kill -HUP $MAINPID\n" in service
     service = service.replace("ExecStart=/usr/bin/paragon-licensed", f"ExecStart={PROGRAM}")
     service = service.replace("ExecReload=/bin/kill", f"ExecReload={kill}")
     (tmp_path / SERVICE).write_text(service)
-    shutil.copy(UNITS / SOCKET, tmp_path / SOCKET)
+    shutil.copy(units.directory / SOCKET, tmp_path / SOCKET)
     return tmp_path
 
 
@@ -217,11 +254,11 @@ def test_documented_drop_ins_verify_and_keep_the_score(unit_dir: Path) -> None:
     assert exposure <= MAX_EXPOSURE
 
 
-def test_sysusers_creates_the_admin_group_and_the_daemon_account(tmp_path: Path) -> None:
+def test_sysusers_creates_the_admin_group_and_the_daemon_account(tmp_path: Path, units: Units) -> None:
     sysusers = shutil.which("systemd-sysusers")
     assert sysusers, "systemd-sysusers is required (Debian: apt-get install systemd)"
     (tmp_path / "etc").mkdir()
-    result = run(sysusers, "--dry-run", f"--root={tmp_path}", SYSUSERS)
+    result = run(sysusers, "--dry-run", f"--root={tmp_path}", units.sysusers)
     assert result.returncode == 0, result.stderr
     output = result.stdout + result.stderr
     assert "Creating group 'paragon-license'" in output, output
@@ -232,8 +269,8 @@ def test_sysusers_creates_the_admin_group_and_the_daemon_account(tmp_path: Path)
 # --- what the units promise -----------------------------------------------------
 
 
-def test_service_lifecycle_settings() -> None:
-    unit = parse_unit(UNITS / SERVICE)
+def test_service_lifecycle_settings(units: Units) -> None:
+    unit = parse_unit(units.directory / SERVICE)
     assert only(unit, "Service", "Type") == "notify"
     assert only(unit, "Service", "NotifyAccess") == "main"
     assert only(unit, "Service", "ExecStart") == "/usr/bin/paragon-licensed run"
@@ -251,8 +288,8 @@ def test_service_lifecycle_settings() -> None:
     assert values(unit, "Install", "Also") == [SOCKET]
 
 
-def test_service_directories_match_the_daemon_defaults() -> None:
-    unit = parse_unit(UNITS / SERVICE)
+def test_service_directories_match_the_daemon_defaults(units: Units) -> None:
+    unit = parse_unit(units.directory / SERVICE)
     assert f"/var/lib/{only(unit, 'Service', 'StateDirectory')}" == PathsConfig().state_dir
     assert only(unit, "Service", "ConfigurationDirectory") == "paragon-licensed"
     # RuntimeDirectory= would chown /run/paragon-licensed and the socket node in it to
@@ -260,8 +297,8 @@ def test_service_directories_match_the_daemon_defaults() -> None:
     assert values(unit, "Service", "RuntimeDirectory") == []
 
 
-def test_product_uuid_credential_has_a_fallback() -> None:
-    unit = parse_unit(UNITS / SERVICE)
+def test_product_uuid_credential_has_a_fallback(units: Units) -> None:
+    unit = parse_unit(units.directory / SERVICE)
     loaded = dict(v.split(":", 1) for v in values(unit, "Service", "LoadCredential"))
     assert loaded == {CREDENTIAL: IdentityConfig().product_uuid_file}
     fallback = dict(v.split(":", 1) for v in values(unit, "Service", "SetCredential"))
@@ -270,28 +307,28 @@ def test_product_uuid_credential_has_a_fallback() -> None:
     assert codecs.decode(fallback[CREDENTIAL], "unicode_escape").strip() == ""
 
 
-def test_service_runs_unprivileged_without_user_namespace() -> None:
-    unit = parse_unit(UNITS / SERVICE)
+def test_service_runs_unprivileged_without_user_namespace(units: Units) -> None:
+    unit = parse_unit(units.directory / SERVICE)
     user = only(unit, "Service", "User")
     assert user != "root"
     assert values(unit, "Service", "DynamicUser") == []
     # SO_PEERCRED authorization: a user namespace would remap every caller's uid.
     assert values(unit, "Service", "PrivateUsers") in ([], ["no"])
-    sysusers = [line.split() for line in SYSUSERS.read_text().splitlines() if line[:2] == "u "]
+    sysusers = [line.split() for line in units.sysusers.read_text().splitlines() if line[:2] == "u "]
     assert [fields[1] for fields in sysusers] == [user]
     assert only(unit, "Service", "Group") == user
 
 
-def test_every_hardening_line_says_why() -> None:
-    unit = parse_unit(UNITS / SERVICE)
+def test_every_hardening_line_says_why(units: Units) -> None:
+    unit = parse_unit(units.directory / SERVICE)
     hardening = [line for line in unit if HARDENING.match(line.key)]
     assert len(hardening) >= 25
     bare = [f"line {line.number}: {line.key}={line.value}" for line in hardening if not line.commented]
     assert bare == []
 
 
-def test_socket_settings() -> None:
-    unit = parse_unit(UNITS / SOCKET)
+def test_socket_settings(units: Units) -> None:
+    unit = parse_unit(units.directory / SOCKET)
     assert only(unit, "Socket", "ListenStream") == ControlConfig().socket
     assert only(unit, "Socket", "SocketMode") == "0666"
     assert only(unit, "Socket", "DirectoryMode") == "0755"
@@ -300,8 +337,8 @@ def test_socket_settings() -> None:
     assert restrict == ["[Socket]\nSocketMode=0660\nSocketGroup=paragon-license\n"]
 
 
-def test_admin_group_matches_the_daemon_default() -> None:
-    groups = [line.split()[1] for line in SYSUSERS.read_text().splitlines() if line[:2] == "g "]
+def test_admin_group_matches_the_daemon_default(units: Units) -> None:
+    groups = [line.split()[1] for line in units.sysusers.read_text().splitlines() if line[:2] == "g "]
     assert groups == [ControlConfig().admin_group]
 
 
