@@ -32,6 +32,7 @@ lint: venv
 
 unit: venv
 	scripts/ensure-postgres
+	scripts/ensure-prometheus
 	$(BIN)/pytest
 
 test: lint unit
