@@ -586,6 +586,8 @@ RELOADABLE_PREFIXES = (
     "product.deployment",
     "control.admin_group",
     "control.idle_timeout",
+    "metrics.tenant_series",
+    "metrics.attention_within",
 )
 
 
