@@ -34,6 +34,7 @@ unit: venv
 	scripts/ensure-postgres
 	scripts/ensure-chromium
 	scripts/ensure-deb-tools
+	scripts/ensure-prometheus
 	$(BIN)/pytest
 
 # dist/paragon-licensed_VERSION_ARCH.deb for Debian 12 (docs/install.md); installs

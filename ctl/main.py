@@ -11,6 +11,7 @@ import argparse
 import importlib
 import os
 import sys
+import typing
 from collections.abc import Callable
 from typing import Any
 
@@ -31,7 +32,7 @@ from paragon_licensed.interface.errors import EXIT_UNREACHABLE, EXIT_USAGE, Varl
 COMMANDS: dict[tuple[str, ...], tuple[str, str, str]] = {
     ("status",): ("status", "status", "GetStatus"),
     ("identity",): ("status", "identity", "GetIdentity"),
-    ("check",): ("status", "check", "GetStatus"),
+    ("check",): ("check", "check", "GetStatus"),
     ("license", "info"): ("license", "info", "GetLicense"),
     ("license", "activate"): ("license", "activate", "Activate"),
     ("license", "reactivate"): ("license", "reactivate", "Reactivate"),
@@ -113,7 +114,8 @@ class _HelpFormatter(argparse.HelpFormatter):
 
 
 def _parser(**kwargs: Any) -> argparse.ArgumentParser:
-    return argparse.ArgumentParser(formatter_class=_HelpFormatter, add_help=False, **kwargs)
+    # _Parser: usage errors reach main(), which answers `check`'s as a monitoring plugin must.
+    return _Parser(formatter_class=_HelpFormatter, add_help=False, **kwargs)
 
 
 def _help(parser: argparse.ArgumentParser) -> None:
@@ -142,7 +144,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     verb("status", "node, coordinator, cluster nodes, every tenant's license state")
     verb("identity", "this node's computer ID and which sources it came from")
-    _tenant(verb("check", "monitoring check: 0 ok, 1 expiring, 2 expired or not licensed, 3 unknown"))
+    check = verb("check", "monitoring plugin: 0 ok, 1 warning, 2 critical, 3 unknown (docs/monitoring.md)")
+    _tenant(check)
+    # Monitors write a plugin's options after its command: accepted there too.
+    check.add_argument("--socket", metavar="PATH", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    check.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    check.add_argument(
+        "--warning", type=_days, default=7, metavar="DAYS", help="WARNING below this many days left (7)."
+    )
+    check.add_argument(
+        "--critical", type=_days, default=2, metavar="DAYS", help="CRITICAL below this many days left (2)."
+    )
 
     license_cmd = verb("license", "the license: info, activation, reactivation, import, transfer")
     license_verbs = license_cmd.add_subparsers(dest="sub", metavar="SUBCOMMAND", required=True)
@@ -200,6 +212,52 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class UsageError(Exception):
+    """argparse found the command line wrong; main() decides how to say so."""
+
+    def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
+        super().__init__(message)
+        self.parser = parser
+        self.message = message
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> typing.NoReturn:
+        raise UsageError(self, message)
+
+
+def _days(text: str) -> float:
+    try:
+        days = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days") from None
+    if not 0 <= days <= 36500:
+        raise argparse.ArgumentTypeError(f"{text} days is outside 0 to 36500")
+    return days
+
+
+def _verb(argv: list[str]) -> str | None:
+    """The command word of a command line argparse refused (its global options skipped)."""
+    words = iter(argv)
+    for word in words:
+        if word in ("--socket", "--config"):
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def _usage_error(exc: UsageError, argv: list[str]) -> int:
+    if _verb(argv) == "check":
+        # A monitor reads 2 as CRITICAL ("the license is gone"): a usage error is UNKNOWN.
+        from paragon_licensed.ctl.check import usage_error
+
+        return usage_error(exc.message, "--json" in argv)
+    exc.parser.print_usage(sys.stderr)
+    err(f"{exc.parser.prog}: error: {exc.message}")
+    return EXIT_USAGE
+
+
 def _command(args: argparse.Namespace) -> Callable[[Context], int]:
     words = tuple(w for w in (args.verb, getattr(args, "sub", None)) if w)
     module, function, _ = COMMANDS[words]
@@ -225,7 +283,11 @@ def _unreachable(exc: Unreachable, ctx: Context) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        return _usage_error(exc, argv)
     if not args.verb:
         parser.print_help()
         return EXIT_USAGE

@@ -1,17 +1,13 @@
-"""`ctl status`, `ctl identity` and `ctl check` (the monitoring-plugin exit codes)."""
+"""`ctl status` and `ctl identity` (`ctl check`, the monitoring plugin, is in check.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from paragon_licensed.ctl.client import Busy, Unreachable
 from paragon_licensed.ctl.main import Context
 from paragon_licensed.ctl.output import date, emit_json, fields, human, out, table
-from paragon_licensed.interface.errors import VarlinkError
 
-CHECK_OK, CHECK_WARNING, CHECK_CRITICAL, CHECK_UNKNOWN = 0, 1, 2, 3
-_SEVERITY = {"active": CHECK_OK, "expiring": CHECK_WARNING}
-# Faults the daemon survives, each a sentence: they make a check a WARNING at least.
+# Faults the daemon survives, each a sentence (`ctl check` makes them a WARNING at least).
 _FAULTS = (("state_problem", "State folder"), ("clock_problem", "Clock"))
 
 
@@ -93,52 +89,3 @@ def identity(ctx: Context) -> int:
     for warning in reply["warnings"]:
         out(f"warning: {warning}")
     return 0
-
-
-def check(ctx: Context) -> int:
-    """One line and an exit code, as monitoring plugins (Nagios, Icinga) expect."""
-    try:
-        reply = ctx.call("GetStatus")["status"]
-    except Unreachable as exc:
-        return _report(CHECK_UNKNOWN, f"daemon unreachable on {exc.path}: {exc.reason}", ctx, [])
-    except Busy as exc:
-        return _report(CHECK_UNKNOWN, f"daemon busy on {exc.path}: {exc.reason}", ctx, [])
-    except VarlinkError as exc:
-        return _report(CHECK_UNKNOWN, exc.sentence(), ctx, [])
-    tenants = reply["tenants"]
-    faults = [f"store unavailable: {reply['store_problem']}"] if reply.get("store_problem") else []
-    faults += [str(reply[key]) for key, _ in _FAULTS if reply.get(key)]
-    wanted = ctx.args.tenant
-    if wanted is not None:
-        tenants = [t for t in tenants if t["tenant"] == wanted]
-        if not tenants:
-            return _report(CHECK_UNKNOWN, f"no tenant {wanted}", ctx, [])
-    if not tenants:
-        return _report(CHECK_CRITICAL, "no tenant is configured", ctx, [])
-    worst = max(_tenant_code(t) for t in tenants)
-    problems = [t for t in tenants if _tenant_code(t) == worst and worst != CHECK_OK]
-    if worst == CHECK_OK:
-        soonest = min(tenants, key=lambda t: t["days_left"] if t["days_left"] is not None else 1 << 30)
-        message = f"{len(tenants)} tenant(s) licensed; soonest expiry {date(soonest['valid_until'])}"
-    else:
-        message = "; ".join(f"{t['tenant']} {human(t['state'])}: {t['reason']}" for t in problems)
-    if faults:
-        worst = max(worst, CHECK_WARNING)
-        message = "; ".join([message, *faults])
-    return _report(worst, message, ctx, tenants)
-
-
-def _tenant_code(tenant: dict[str, Any]) -> int:
-    state = tenant["state"]
-    if state == "needs_reactivation" and (tenant.get("grace_days_left") or 0) >= 0 and tenant["grace_until"]:
-        return CHECK_WARNING
-    return _SEVERITY.get(state, CHECK_CRITICAL)
-
-
-def _report(code: int, message: str, ctx: Context, tenants: list[dict[str, Any]]) -> int:
-    label = ("OK", "WARNING", "CRITICAL", "UNKNOWN")[code]
-    if ctx.json:
-        emit_json({"status": label.lower(), "exit_code": code, "message": message, "tenants": tenants})
-    else:
-        out(f"LICENSE {label} - {message}")
-    return code

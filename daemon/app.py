@@ -36,6 +36,7 @@ from paragon_licensed.daemon.licensing import Licensing
 from paragon_licensed.daemon.localcopy import LocalCopies
 from paragon_licensed.daemon.localstate import LocalState
 from paragon_licensed.daemon.mailer import Mailer
+from paragon_licensed.daemon.metrics import Metrics, MetricsListenError
 from paragon_licensed.daemon.notify import notification_to_wire
 from paragon_licensed.daemon.portal_client import PortalClient
 from paragon_licensed.daemon.reactivator import Reactivator
@@ -80,6 +81,8 @@ class Daemon:
         self.reactivator = Reactivator(self)
         self.tenant_check = TenantCheck(self)
         self.mailer = Mailer(self)
+        self.metrics = Metrics(self)
+        self.portal.observe = self.metrics.portal_attempt
         # Weak: a tenant's lock lives while someone holds or awaits it, not forever.
         self._tenant_locks: weakref.WeakValueDictionary[str, anyio.Lock] = weakref.WeakValueDictionary()
         self._last_notification = -1
@@ -200,9 +203,18 @@ class Daemon:
             log.error(f"cannot listen on {self.config.control.socket}: {exc.strerror}")
             return 1
         try:
+            if self.config.metrics.listen:
+                try:
+                    host, port = self.metrics.bind()
+                except MetricsListenError as exc:
+                    log.error(str(exc))
+                    return exc.exit_code
+                log.info("serving metrics", url=f"http://{host}:{port}/metrics")
             listener = await anyio.abc.SocketListener.from_socket(control.sock)
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self.server.serve, listener)
+                if self.config.metrics.listen:
+                    tg.start_soon(self.metrics.serve)
                 await tg.start(self._signals, tg.cancel_scope)
                 tg.start_soon(self._watchdog)
                 tg.start_soon(self._watch_faults)
@@ -220,6 +232,7 @@ class Daemon:
                     with contextlib.suppress(StoreUnavailableError, OSError):
                         await self.refresh()
                         await self.startup.sync_local_state(force=True)
+            self.metrics.close()
             self.db.close()
             log.info("stopped", node=self.node)
         return 0

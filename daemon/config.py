@@ -162,6 +162,12 @@ class CloudConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     admin_email: str = ""
 
 
+class MetricsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    listen: str = ""
+    tenant_series: Literal["all", "attention", "none"] = "all"
+    attention_within: Duration = Duration(30 * 86400)
+
+
 class TenantSeed(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     id: str
     admin_email: str = ""
@@ -181,6 +187,7 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     tenant_check: TenantCheckConfig = TenantCheckConfig()
     mail: MailConfig = MailConfig()
     cloud: CloudConfig = CloudConfig()
+    metrics: MetricsConfig = MetricsConfig()
     tenants: list[TenantSeed] = msgspec.field(default_factory=list)
 
     @property
@@ -407,6 +414,10 @@ def _check_semantics(config: Config) -> list[Problem]:
             else _describe(url)
         )
         problems.append(Problem("store.url", '"sqlite:///PATH" or "postgresql://USER@HOST/DB"', found))
+    if config.metrics.listen:
+        reason = listen_address_problem(config.metrics.listen)
+        if reason:
+            problems.append(Problem("metrics.listen", reason, _describe(config.metrics.listen)))
     problems.extend(check_ranges(config))
     if not config.reactivation.retry_schedule:
         problems.append(Problem("reactivation.retry_schedule", "at least one duration", "an empty array"))
@@ -468,6 +479,7 @@ RANGES: tuple[tuple[str, float, float], ...] = (
     ("mail.timeout", 1.0, 10 * _MINUTE),
     ("mail.retry_backoff", 1.0, _DAY),
     ("mail.max_retry_backoff", 1.0, 30 * _DAY),
+    ("metrics.attention_within", 0.0, 365 * _DAY),
 )
 
 
@@ -522,6 +534,28 @@ def portal_url_problem(url: str) -> str:
     return "an https:// URL"
 
 
+def parse_listen(text: str) -> tuple[str, int]:
+    """ "HOST:PORT" or "[IPv6]:PORT" as (host, port); ValueError when it is neither."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isascii() or not port.isdigit() or int(port) > 65535:
+        raise ValueError(text)
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        ipaddress.IPv6Address(host)
+    elif ":" in host:
+        raise ValueError(text)  # an IPv6 address needs its brackets, or the port is ambiguous
+    return host, int(port)
+
+
+def listen_address_problem(text: str) -> str:
+    """Why a listen address is refused (empty when it is fine)."""
+    try:
+        parse_listen(text)
+    except ValueError:
+        return 'an address like "127.0.0.1:9477" or "[::1]:9477" (HOST:PORT, port 0 to 65535)'
+    return ""
+
+
 def flatten(config: Config) -> dict[str, Any]:
     """Every key path with its value, secrets redacted; used to diff two configurations."""
     out: dict[str, Any] = {}
@@ -552,6 +586,8 @@ RELOADABLE_PREFIXES = (
     "product.deployment",
     "control.admin_group",
     "control.idle_timeout",
+    "metrics.tenant_series",
+    "metrics.attention_within",
 )
 
 

@@ -241,6 +241,15 @@ class Licensing:
         return list(payload.computer_ids)
 
     async def _online(self, call: PortalCall) -> wire.Outcome:
+        try:
+            outcome = await self._online_call(call)
+        except VarlinkError as exc:
+            self.app.metrics.operation(call.cause, exc.short_name)
+            raise
+        self.app.metrics.operation(call.cause, "success")
+        return outcome
+
+    async def _online_call(self, call: PortalCall) -> wire.Outcome:
         app = self.app
         cause, tenant, actor = call.cause, call.tenant, call.actor
         request_id = str(call.body["request_id"])

@@ -70,6 +70,8 @@ class PortalClient:
         self._limiter = anyio.CapacityLimiter(config.max_concurrency)
         self._transport = self._make_transport(config)
         self.calls = 0
+        # Told each attempt's duration and whether it was answered (the daemon's metrics).
+        self.observe: Callable[[float, bool], None] = lambda seconds, answered: None
 
     @staticmethod
     def _make_transport(config: PortalConfig) -> Transport:
@@ -154,6 +156,7 @@ class PortalClient:
         self.calls += 1
         finished = False
         async with self._limiter:
+            began = time.monotonic()  # the attempt itself, not its wait for a slot
             try:
                 with anyio.fail_after(timeout):
                     reply = await anyio.to_thread.run_sync(
@@ -176,6 +179,7 @@ class PortalClient:
             finally:
                 if not finished:  # timed out or cancelled: the abandoned thread must not go on
                     abort.abort()
+                self.observe(time.monotonic() - began, finished)
         return _answer(reply, self.url)
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:

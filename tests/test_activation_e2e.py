@@ -280,13 +280,17 @@ def test_check_exit_codes_follow_the_license_state(
     assert as_json.returncode == 0
     assert json.loads(as_json.stdout)["status"] == "ok"
 
-    # A portal that issues one-day licenses: the tenant is expiring (within 2 days).
+    # A portal that issues one-day licenses: the tenant is expiring (within 2 days), under the
+    # default --critical of 2 days; a WARNING when the critical threshold is lower.
     portal.restart(["--license-days", "1"])
     ctl_ok(node, "license", "reactivate")
     assert node.tenant_state()["state"] == "expiring"
     expiring = node.ctl("check")
-    assert expiring.returncode == 1, expiring.stdout
-    assert expiring.stdout.startswith("LICENSE WARNING")
+    assert expiring.returncode == 2, expiring.stdout
+    assert expiring.stdout.startswith("LICENSE CRITICAL")
+    lenient = node.ctl("check", "--critical", "0")
+    assert lenient.returncode == 1, lenient.stdout
+    assert lenient.stdout.startswith("LICENSE WARNING")
 
     node.stop()
     down = node.ctl("check")
