@@ -34,18 +34,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from support.cluster import Cluster, varlink_call, wait_for
+from support.cluster import DEFAULT_TIMINGS, Cluster, varlink_call, wait_for
 from support.daemon import DAEMON, DaemonProcess
 from support.portal import PortalProcess
 from support.postgres import make_server
-
-DEFAULT_TIMINGS = {
-    "heartbeat": "2s",
-    "node_timeout": "10s",
-    "lease": "15s",
-    "renew": "5s",
-    "renew_deadline": "10s",
-}
 
 
 def reactivate(node: DaemonProcess, tenant: str) -> tuple[float, str]:

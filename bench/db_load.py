@@ -31,18 +31,11 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from support.cluster import Cluster
+from support.cluster import DEFAULT_TIMINGS, Cluster
 from support.portal import PortalProcess
 from support.postgres import PostgresServer, make_server
 
 HEARTBEAT, LEASE, RENEW = 2.0, 15.0, 5.0
-DEFAULT_TIMINGS = {
-    "heartbeat": "2s",
-    "node_timeout": "10s",
-    "lease": "15s",
-    "renew": "5s",
-    "renew_deadline": "10s",
-}
 BASELINE = 1 / HEARTBEAT + 1 / RENEW
 TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK")
 

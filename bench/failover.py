@@ -31,20 +31,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from support.cluster import open_store, wait_for
+from support.cluster import DEFAULT_TIMINGS, open_store, wait_for
 from support.daemon import DaemonProcess
 from support.postgres import make_server
 
 from paragon_licensed.daemon.store import nodes as node_q
 from paragon_licensed.daemon.store.db import StoreUnavailableError
 
-DEFAULT_TIMINGS = {
-    "heartbeat": "2s",
-    "node_timeout": "10s",
-    "lease": "15s",
-    "renew": "5s",
-    "renew_deadline": "10s",
-}
 SHORT = {"heartbeat": "0.2s", "node_timeout": "3s", "lease": "3s", "renew": "0.5s", "renew_deadline": "2s"}
 NAMES = ("node-1", "node-2", "node-3")
 

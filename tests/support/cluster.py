@@ -53,6 +53,16 @@ def wait_for(
     raise TimeoutError(f"{what or 'condition'} not reached within {timeout:g}s; last {last!r}")
 
 
+# The cluster timings of the sample configuration (etc/paragon-licensed.toml), as benchmarks use them.
+DEFAULT_TIMINGS = {
+    "heartbeat": "2s",
+    "node_timeout": "10s",
+    "lease": "15s",
+    "renew": "5s",
+    "renew_deadline": "10s",
+}
+
+
 class Cluster:
     """Nodes named node-1, node-2, ... sharing ``store_url``, pointed at ``portal``."""
 
