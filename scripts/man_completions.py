@@ -102,8 +102,10 @@ def ctl_man_page() -> str:
     page.source = f"{DAEMON} {package_version()}"
     page.manual = "paragon-licensed Manual"  # as click-man titles the others
     # argparse-manpage titles the page after the program, "paragon-licensed ctl"; a title
-    # is one word, the page's name: paragon-licensed-ctl(1).
-    return str(page).replace(".TH PARAGON\\-LICENSED CTL ", ".TH PARAGON\\-LICENSED\\-CTL ", 1)
+    # is one word, the page's name: paragon-licensed-ctl(1). The NAME line names the page
+    # the same way, so that whatis (man -k) finds it.
+    text = str(page).replace(".TH PARAGON\\-LICENSED CTL ", ".TH PARAGON\\-LICENSED\\-CTL ", 1)
+    return text.replace(".SH NAME\nparagon\\-licensed ctl \\- ", ".SH NAME\nparagon\\-licensed\\-ctl \\- ", 1)
 
 
 def write_man(out: Path) -> list[Path]:

@@ -125,7 +125,7 @@ def test_the_ctl_manual_page_has_a_section_for_every_command(man: Path) -> None:
     page = man / "paragon-licensed-ctl.1"
     text = roff_text(page)
     assert text.startswith('.TH PARAGON-LICENSED-CTL "1" ')
-    assert "paragon-licensed ctl - Talk to the running paragon-licensed daemon" in text
+    assert "paragon-licensed-ctl - Talk to the running paragon-licensed daemon" in text  # whatis
     for words in COMMANDS:
         assert f".SH COMMAND 'paragon-licensed ctl {' '.join(words)}'" in text, words
 

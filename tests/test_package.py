@@ -10,6 +10,7 @@ this module and tests/test_systemd_units.py (which also checks the packaged unit
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 import tomllib
@@ -67,6 +68,24 @@ def test_changelog_version_is_a_product_build_and_the_project_version(tmp_path: 
     run(["dpkg", "--compare-versions", next_version(version), "gt", version])
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
     assert version.split("-")[0].split("+")[0] == pyproject["project"]["version"]
+
+
+def test_manual_pages_and_completion_are_packaged(packages: Packages, tmp_path: Path) -> None:
+    """Generated from the parsers at build time: every ctl command is in its page and completion."""
+    from paragon_licensed.ctl.main import COMMANDS
+
+    unpacked = tmp_path / "unpacked"
+    run(["dpkg-deb", "--extract", packages.current, unpacked])
+    pages = {p.name for p in (unpacked / "usr/share/man/man1").iterdir()}
+    assert {"paragon-licensed.1.gz", "paragon-licensed-ctl.1.gz"} <= pages
+    # roff writes each hyphen with a backslash before it: read the page as a person does.
+    raw = gzip.decompress((unpacked / "usr/share/man/man1/paragon-licensed-ctl.1.gz").read_bytes())
+    ctl_page = raw.decode().replace("\\-", "-")
+    bash = (unpacked / "usr/share/bash-completion/completions/paragon-licensed").read_text()
+    assert (unpacked / "usr/share/zsh/vendor-completions/_paragon-licensed").is_file()
+    for words in COMMANDS:
+        assert words[-1] in ctl_page, words
+        assert words[-1] in bash, words
 
 
 def test_packaged_build_file_is_the_package_version(packages: Packages, tmp_path: Path) -> None:
@@ -238,4 +257,3 @@ def test_install_activate_upgrade_reactivates_and_purge_leaves_nothing(
         assert not root.file(path).exists(), path
     assert root.file(f"{PathsConfig().state_dir}/store.db").exists(), "purge keeps the store"
     assert root.chroot("getent", "passwd", PACKAGE).stdout == account, "purge keeps the account"
-
