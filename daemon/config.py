@@ -80,6 +80,7 @@ class ControlConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     admin_group: str = "paragon-license"
     max_connections: int = 256
     max_connections_per_user: int = 32
+    connection_rate_per_user: int = 100
     reserved_connections: int = 32
     max_message: int = 1024 * 1024
     idle_timeout: Duration = Duration(60)
@@ -448,6 +449,7 @@ _MINUTE, _HOUR, _DAY = 60.0, 3600.0, 86400.0
 RANGES: tuple[tuple[str, float, float], ...] = (
     ("control.max_connections", 1, 65536),
     ("control.max_connections_per_user", 1, 65536),
+    ("control.connection_rate_per_user", 1, 1000000),
     ("control.reserved_connections", 0, 65536),
     ("control.max_message", 4096, 64 * 1024 * 1024),
     ("control.idle_timeout", 1.0, _DAY),

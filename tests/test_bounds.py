@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from paragon_licensed import text
 from paragon_licensed.daemon import log
-from paragon_licensed.daemon.control.admission import Admission, Refusal
+from paragon_licensed.daemon.control.admission import Admission, ConnectionRate, Refusal
 from paragon_licensed.daemon.control.framing import MAX_DEPTH, FrameBuffer, MessageTooLarge, too_deep
 from paragon_licensed.daemon.control.peer import Peer
 
@@ -117,6 +117,13 @@ def test_root_is_not_limited_per_user() -> None:
     admission = Admission(lambda: (100, 2, 10))
     assert all(admission.admit(ROOT) is None for _ in range(50))
     assert not admission.needs_group_lookup(ROOT)
+
+
+def test_the_connection_rate_is_a_token_bucket_per_user() -> None:
+    rate = ConnectionRate(lambda: 10.0)  # a burst of 20
+    assert sum(rate.allow(1000) for _ in range(50)) == 20
+    assert rate.allow(1001)  # another user has its own bucket
+    assert rate.dropped == 30
 
 
 # -- log throttle

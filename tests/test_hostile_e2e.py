@@ -10,6 +10,7 @@ keeps answering, the stored license is unchanged, and the error is named.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import socket
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.attacks import flood, hold_connections, stuff_watch
+from support.attacks import STATUS, flood, hold_connections, stuff_watch
 from support.daemon import DAEMON, DaemonProcess
 from support.hostile_portal import HostilePortal
 from support.licenses import TENANT, DaemonFactory, RawVarlink
@@ -87,10 +88,13 @@ def node(tmp_path: Path) -> Iterator[DaemonProcess]:
 def test_one_user_cannot_lock_out_the_administrators(
     node: DaemonProcess, per_user: int | None, first: bytes, admitted: int, scope: str
 ) -> None:
-    if per_user is not None:
-        node.stop()
-        node.update_config({"control": {"max_connections_per_user": per_user}})
-        node.start()
+    # The attack opens its 300 connections at once: above the per-user rate (shown in
+    # test_a_connection_flood_is_cut_at_the_per_user_rate), so the rate is raised here.
+    node.stop()
+    node.update_config(
+        {"control": {"max_connections_per_user": per_user or 32, "connection_rate_per_user": 10000}}
+    )
+    node.start()
     attacker = Nobody(hold_connections(node.socket, 300, first))
     try:
         report = json.loads(attacker.report())
@@ -118,6 +122,34 @@ def _ctl_main(argv: list[str]) -> int:
     from paragon_licensed.ctl.main import main
 
     return main(argv)
+
+
+def test_a_connection_flood_is_cut_at_the_per_user_rate(node: DaemonProcess) -> None:
+    """Beyond its rate (here 1/s, a burst of 2) a user's new connections are closed unanswered."""
+    node.stop()
+    node.update_config({"control": {"connection_rate_per_user": 1}})
+    node.start()
+
+    def burst(report: Callable[[str], None]) -> None:
+        answered = 0
+        for _ in range(20):
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.connect(node.socket)
+                sock.settimeout(30)
+                with contextlib.suppress(OSError):
+                    sock.sendall(STATUS)
+                    answered += bool(sock.recv(65536))
+        report(json.dumps({"answered": answered, "closed": 20 - answered}))
+
+    attacker = Nobody(burst)
+    try:
+        report = json.loads(attacker.report(timeout=120))
+    finally:
+        attacker.stop()
+    assert report["answered"] >= 2, report  # the burst
+    assert report["closed"] > 0, report
+    assert [root_status(node)[0] for _ in range(5)] == [0] * 5  # root is not rate-limited
+    assert node.log().count("control connections dropped: over the per-user rate") == 1
 
 
 def test_connection_flood_does_not_make_ctl_say_not_running(node: DaemonProcess) -> None:

@@ -11,11 +11,41 @@ administrators' `ctl status` gets a slot.
 from __future__ import annotations
 
 import os
-from collections import Counter
+import time
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from paragon_licensed.daemon.control.peer import Peer
+
+
+class ConnectionRate:
+    """A token bucket per uid (control.connection_rate_per_user, a burst of twice that).
+
+    Above its rate a user's new connections are closed as they are accepted, before any
+    work is spent on them: a user opening and closing connections in a loop cannot fill
+    the listen queue in front of the administrators' calls.
+    """
+
+    def __init__(self, rate: Callable[[], float], users: int = 4096) -> None:
+        self._rate = rate  # read at each connection, so that a reload applies
+        self.users = users
+        self._buckets: OrderedDict[int, tuple[float, float]] = OrderedDict()
+        self.dropped = 0
+
+    def allow(self, uid: int) -> bool:
+        rate = self._rate()
+        burst = 2 * rate
+        now = time.monotonic()
+        tokens, last = self._buckets.get(uid, (burst, now))
+        tokens = min(burst, tokens + (now - last) * rate)
+        allowed = tokens >= 1.0
+        self._buckets[uid] = (tokens - 1.0 if allowed else tokens, now)
+        self._buckets.move_to_end(uid)
+        while len(self._buckets) > self.users:
+            self._buckets.popitem(last=False)
+        self.dropped += not allowed
+        return allowed
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import msgspec
 
 from paragon_licensed import __version__, text
 from paragon_licensed.daemon import log
-from paragon_licensed.daemon.control.admission import Admission
+from paragon_licensed.daemon.control.admission import Admission, ConnectionRate
 from paragon_licensed.daemon.control.framing import MAX_DEPTH, FrameBuffer, MessageTooLarge, too_deep
 from paragon_licensed.daemon.control.peer import Peer, may_change, peer_of
 from paragon_licensed.daemon.store.db import StoreUnavailableError
@@ -136,6 +136,7 @@ class ControlServer:
         self.app = app
         self.methods = methods
         self.admission = Admission(self._connection_limits)
+        self.rate = ConnectionRate(lambda: float(self._limits.connection_rate_per_user))
         self.pending = 0  # accepted connections not yet admitted or refused
         self.closed_oversized = 0
         with open(INTERFACE_FILE, encoding="utf-8") as handle:
@@ -162,6 +163,22 @@ class ControlServer:
                     log.throttle.warning(("accept",), "control socket accept failed", reason=exc.strerror)
                     await anyio.sleep(0.1)
                     continue
+                try:
+                    peer = peer_of(stream.extra(anyio.abc.SocketAttribute.raw_socket))
+                except OSError:
+                    await stream.aclose()
+                    continue
+                if not Admission.is_root(peer) and not self.rate.allow(peer.uid):
+                    # Over its rate: closed at once, no task, no reply, no log line each.
+                    await stream.aclose()
+                    if self.rate.dropped in (1, 100) or self.rate.dropped % 10000 == 0:
+                        log.throttle.warning(
+                            ("rate", peer.uid),
+                            "control connections dropped: over the per-user rate",
+                            peer=peer.describe(),
+                            dropped=self.rate.dropped,
+                        )
+                    continue
                 if self.pending >= self._limits.max_connections:
                     # A flood of connections that never get to their credentials check: shed them
                     # here, without a task each, so the accept loop keeps draining the backlog.
@@ -172,12 +189,11 @@ class ControlServer:
                     await stream.aclose()
                     continue
                 self.pending += 1
-                tg.start_soon(self._connection, stream)
+                tg.start_soon(self._connection, stream, peer)
 
-    async def _admit(self, stream: anyio.abc.SocketStream) -> Peer | None:
+    async def _admit(self, stream: anyio.abc.SocketStream, peer: Peer) -> Peer | None:
         """The caller, once it has a slot; None when refused (it was told why, and closed)."""
         try:
-            peer = peer_of(stream.extra(anyio.abc.SocketAttribute.raw_socket))
             admin = False
             if self.admission.needs_group_lookup(peer):
                 group = self._limits.admin_group
@@ -200,9 +216,9 @@ class ControlServer:
         await stream.aclose()
         return None
 
-    async def _connection(self, stream: anyio.abc.SocketStream) -> None:
+    async def _connection(self, stream: anyio.abc.SocketStream, caller: Peer) -> None:
         try:
-            peer = await self._admit(stream)
+            peer = await self._admit(stream, caller)
         except Exception as exc:  # the peer vanished before its credentials were read
             log.throttle.warning(("admission",), "control connection dropped", reason=text.clean(exc, 200))
             await stream.aclose()
