@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import stat
 import subprocess
 import time
@@ -250,3 +251,28 @@ def uuid4() -> str:
     import uuid
 
     return str(uuid.uuid4())
+
+
+def test_json_watch_prints_json_lines(node: DaemonProcess) -> None:
+    """One JSON object per event, on a line of its own, as docs/control.md and --help say."""
+    watch = subprocess.Popen(
+        [DAEMON, "ctl", "--socket", node.socket, "--json", "watch"], stdout=subprocess.PIPE, text=True
+    )
+    lines: list[str] = []
+    try:
+        assert watch.stdout is not None
+        # The watch is subscribed some time after it starts: reactivate until it has seen one.
+        for _ in range(20):
+            node.ctl("license", "reactivate", check=True)
+            if select.select([watch.stdout], [], [], 2.0)[0]:
+                break
+        lines = [watch.stdout.readline()]
+    finally:
+        watch.terminate()
+        watch.wait(timeout=30)
+        if watch.stdout is not None:
+            watch.stdout.close()
+    events = [json.loads(line) for line in lines]
+    assert all(line.endswith("\n") and line.count("\n") == 1 for line in lines)
+    kinds = {"notification", "state_changed", "nodes_changed", "coordinator_changed"}
+    assert all(isinstance(e, dict) and e["kind"] in kinds for e in events), events
