@@ -165,7 +165,7 @@ class Cluster:
         waiting = ""
         while True:
             try:
-                await duty()
+                await _unwrapped(duty)
                 return
             except (NotCoordinator, FencedOut) as exc:
                 log.warning("coordinator duty stopped: no longer the coordinator", duty=name, reason=exc)
@@ -194,3 +194,15 @@ class Cluster:
         term, self.term = self.term, None
         with contextlib.suppress(StoreUnavailableError):
             await self.app.db.write(lambda tx: node_q.release(tx, self.app.node, term))
+
+
+async def _unwrapped(duty: Callable[[], Awaitable[None]]) -> None:
+    """Run a duty; a failure from inside its task group is raised as itself, not as a group,
+    so that the supervisor tells a lost lease from a store outage by its type."""
+    try:
+        await duty()
+    except BaseExceptionGroup as group:
+        first: BaseException = group
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from None

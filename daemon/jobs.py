@@ -104,24 +104,20 @@ class Jobs:
         fence = app.cluster.fence()
         await app.db.write(job_q.release_own, app.node, fence.term, fence=fence)
         slots = anyio.Semaphore(MAX_RUNNING)
-        try:
-            async with anyio.create_task_group() as tg:
-                while True:
-                    await slots.acquire()
-                    fence = app.cluster.fence()
-                    job = None
-                    if await app.db.read(job_q.waiting, fence.term):
-                        job = await app.db.write(job_q.claim_next, app.node, fence.term, fence=fence)
-                    if job is None:
-                        slots.release()
-                        # Jobs submitted on this node wake the runner at once; others are seen by polling.
-                        with anyio.move_on_after(CLAIM_POLL):
-                            await self._changed.wait()
-                        continue
-                    tg.start_soon(self._run_one, job, slots)
-        except BaseExceptionGroup as group:
-            # The duty's supervisor tells a lost lease from a store outage by the exception's type.
-            raise _first(group) from None
+        async with anyio.create_task_group() as tg:
+            while True:
+                await slots.acquire()
+                fence = app.cluster.fence()
+                job = None
+                if await app.db.read(job_q.waiting, fence.term):
+                    job = await app.db.write(job_q.claim_next, app.node, fence.term, fence=fence)
+                if job is None:
+                    slots.release()
+                    # Jobs submitted on this node wake the runner at once; others are seen by polling.
+                    with anyio.move_on_after(CLAIM_POLL):
+                        await self._changed.wait()
+                    continue
+                tg.start_soon(self._run_one, job, slots)
 
     async def _run_one(self, job: job_q.JobRow, slots: anyio.Semaphore) -> None:
         try:
@@ -219,8 +215,3 @@ class Jobs:
             "looked_at": outcome.looked_at,
             "next_run": rfc3339(check.next_run) if check.next_run is not None else None,
         }
-
-
-def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    first = group.exceptions[0]
-    return _first(first) if isinstance(first, BaseExceptionGroup) else first
