@@ -109,6 +109,13 @@ def _error_frame(error: VarlinkError) -> bytes:
     return _ENCODE.encode({"error": error.name, "parameters": error.parameters}) + b"\0"
 
 
+async def _last_word(stream: anyio.abc.SocketStream, error: VarlinkError) -> None:
+    """Tell a peer why it is being dropped (if it still reads, within a second), then close."""
+    with anyio.move_on_after(1), contextlib.suppress(anyio.BrokenResourceError, OSError):
+        await stream.send(_error_frame(error))
+    await stream.aclose()
+
+
 def _bad_parameter(exc: msgspec.ValidationError | msgspec.DecodeError) -> InvalidParameter:
     match = _FIELD.search(str(exc))
     name = (match.group(1) or match.group(2)) if match else "parameters"
@@ -183,10 +190,8 @@ class ControlServer:
                     # A flood of connections that never get to their credentials check: shed them
                     # here, without a task each, so the accept loop keeps draining the backlog.
                     self.admission.refused += 1
-                    refusal = ConnectionLimit(scope="total", limit=self._limits.max_connections)
-                    with contextlib.suppress(anyio.BrokenResourceError, OSError):
-                        await stream.send(_error_frame(refusal))  # a fresh socket's buffer takes it
-                    await stream.aclose()
+                    total = self._limits.max_connections
+                    await _last_word(stream, ConnectionLimit(scope="total", limit=total))
                     continue
                 self.pending += 1
                 tg.start_soon(self._connection, stream, peer)
@@ -210,10 +215,7 @@ class ControlServer:
             limit=refusal.limit,
             peer=peer.describe(),
         )
-        error = ConnectionLimit(scope=refusal.scope, limit=refusal.limit)
-        with anyio.move_on_after(1), contextlib.suppress(anyio.BrokenResourceError, OSError):
-            await stream.send(_error_frame(error))
-        await stream.aclose()
+        await _last_word(stream, ConnectionLimit(scope=refusal.scope, limit=refusal.limit))
         return None
 
     async def _connection(self, stream: anyio.abc.SocketStream, caller: Peer) -> None:
@@ -267,8 +269,7 @@ class ControlServer:
                 limit=frames.limit,
                 peer=peer.describe(),
             )
-            with anyio.move_on_after(1):
-                await stream.send(_error_frame(ProtocolMessageTooLarge(limit=frames.limit)))
+            await _last_word(stream, ProtocolMessageTooLarge(limit=frames.limit))
 
     async def _call(
         self, stream: anyio.abc.SocketStream, peer: Peer, raw: bytes, frames: FrameBuffer
