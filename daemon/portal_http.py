@@ -70,6 +70,7 @@ class Transport:
         self.max_response = max_response
         self._tls = ssl.create_default_context(cafile=ca_bundle or None)
         self._proxies = urllib.request.getproxies_environment()
+        self._routes: dict[tuple[str, str], str | None] = {}  # (scheme, host) -> proxy, decided once
         self._local = threading.local()
 
     def exchange(self, method: str, url: str, body: bytes | None, abort: Abort) -> Reply:
@@ -104,7 +105,7 @@ class Transport:
             conn.connect()
         abort.attach(conn.sock)
         target = urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, ""))
-        if self._proxy_for(parts) and parts.scheme == "http":
+        if parts.scheme == "http" and self._proxy_for(parts.scheme, parts.hostname or ""):
             target = urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, parts.query, ""))
         conn.request(method, target, body=body, headers=headers)
         response = conn.getresponse()
@@ -134,7 +135,7 @@ class Transport:
         return conn, False
 
     def _new_connection(self, scheme: str, host: str, port: int | None) -> http.client.HTTPConnection:
-        proxy = self._proxy_for(urllib.parse.urlsplit(f"{scheme}://{host}"))
+        proxy = self._proxy_for(scheme, host)
         if proxy is not None:
             proxied = urllib.parse.urlsplit(proxy)
             address, proxy_port = proxied.hostname or "", proxied.port
@@ -149,12 +150,14 @@ class Transport:
             return http.client.HTTPSConnection(host, port, timeout=self.timeout, context=self._tls)
         return http.client.HTTPConnection(host, port, timeout=self.timeout)
 
-    def _proxy_for(self, parts: urllib.parse.SplitResult) -> str | None:
-        proxy = self._proxies.get(parts.scheme)
-        bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]  # not in typeshed
-        if not proxy or bypass(parts.hostname or "", self._proxies):
-            return None
-        return proxy
+    def _proxy_for(self, scheme: str, host: str) -> str | None:
+        """The proxy for this scheme and host (no_proxy applied), decided once per pair."""
+        key = (scheme, host)
+        if key not in self._routes:
+            proxy = self._proxies.get(scheme)
+            bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]  # not in typeshed
+            self._routes[key] = None if not proxy or bypass(host, self._proxies) else proxy
+        return self._routes[key]
 
     def _drop(self, key: tuple[str, str, int | None]) -> None:
         pool = self._local.__dict__.get("pool", {})
