@@ -246,6 +246,43 @@ def test_a_takeover_waits_for_the_fenced_transaction_in_progress(db: Database) -
     assert audit_ids(db) == ["req-in-flight"]
 
 
+def test_a_node_paused_inside_a_transaction_does_not_hold_the_lease_past_its_idle_limit(
+    pg_dsn: str, db: Database
+) -> None:
+    """A paused holder's open transaction keeps the lease row locked; the server ends it
+    after ``idle_in_transaction`` seconds, the takeover goes through, and the paused
+    node's write is lost rather than committed late."""
+    paused = Database(PostgresBackend(pg_dsn, idle_in_transaction=1.0))
+    lease = acquire(paused, "node-a", 0.5)
+    assert lease is not None
+    fence = Fence("node-a", lease.term)
+    taken: list[node_q.LeaseRow | None] = []
+    takeover = threading.Thread(target=lambda: taken.append(acquire(db, "node-b", 10.0)))
+
+    def paused_write(tx: Tx) -> None:
+        audit.record(tx, "node-a", "reactivation", "t1", "req-paused", "installed")
+        while (current := db.read_sync(node_q.lease)) is not None and current.remaining > 0:
+            time.sleep(0.05)  # the lease expires on the database's clock
+        takeover.start()  # waits for the lease row this transaction locked ...
+        takeover.join(60)  # ... until the server ends this idle transaction
+        assert not takeover.is_alive(), "the takeover still waits for the paused transaction"
+
+    try:
+        with pytest.raises(StoreUnavailableError):
+            paused.write_sync(paused_write, fence=fence)
+        assert taken[0] is not None
+        assert (taken[0].holder, taken[0].term) == ("node-b", lease.term + 1)
+        assert audit_ids(db) == []
+        # The paused node reconnects and finds itself fenced out.
+        with pytest.raises(FencedOut):
+            paused.write_sync(
+                audit.record, "node-a", "reactivation", "t1", "req-late", "installed", fence=fence
+            )
+        assert audit_ids(db) == []
+    finally:
+        paused.close()
+
+
 # -- jobs
 
 

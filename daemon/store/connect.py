@@ -16,7 +16,14 @@ def open_database(config: Config) -> Database:
         return Database(SqliteBackend(url.removeprefix("sqlite://"), config.store.busy_timeout))
     from paragon_licensed.daemon.store.postgres import PostgresBackend
 
-    return Database(PostgresBackend(url, config.store.password_file, config.store.busy_timeout))
+    return Database(
+        PostgresBackend(
+            url,
+            config.store.password_file,
+            config.store.busy_timeout,
+            idle_in_transaction=config.cluster.lease,
+        )
+    )
 
 
 _SECRET_PARAMETERS = frozenset({"password", "sslpassword"})

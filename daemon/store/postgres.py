@@ -4,6 +4,12 @@ Times come from the server's clock (``clock_timestamp()``), so lease expiry and
 heartbeats never depend on the nodes' clocks. The password comes from
 ``store.password_file`` or the systemd credential ``store-password`` and is
 never put in a log line or an error message.
+
+A node paused inside a transaction (a VM stunned for a snapshot, a process stopped)
+would keep its row locks, and with them the lease, for as long as it stays paused.
+The server ends such a session after ``idle_in_transaction`` seconds (the lease
+duration), so a successor can take over; the paused node finds its connection
+closed when it wakes and reconnects, as after any outage.
 """
 
 from __future__ import annotations
@@ -27,10 +33,17 @@ class PostgresBackend:
     # One migrating node at a time: the others wait, then find the migration applied.
     migration_lock = "SELECT pg_advisory_xact_lock(7405021)"
 
-    def __init__(self, url: str, password_file: str = "", connect_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        password_file: str = "",
+        connect_timeout: float = 10.0,
+        idle_in_transaction: float = 15.0,
+    ) -> None:
         self.url = url
         self._password = read_secret(password_file, CREDENTIAL)
         self.connect_timeout = max(1, int(connect_timeout))
+        self.idle_in_transaction_ms = max(1, int(idle_in_transaction * 1000))
         self._local = threading.local()
         self._all: list[psycopg.Connection[Any]] = []
         self._lock = threading.Lock()
@@ -49,7 +62,10 @@ class PostgresBackend:
                 autocommit=True,
                 connect_timeout=self.connect_timeout,
                 application_name="paragon-licensed",
-                options="-c statement_timeout=30000",
+                options=(
+                    "-c statement_timeout=30000"
+                    f" -c idle_in_transaction_session_timeout={self.idle_in_transaction_ms}"
+                ),
                 **extra,
             )
             self._local.conn = conn
@@ -64,7 +80,13 @@ class PostgresBackend:
         return sql.replace("?", "%s")
 
     def is_unavailable(self, exc: BaseException) -> bool:
-        return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+        # The server ending a paused node's idle transaction is an outage of that connection.
+        return isinstance(
+            exc,
+            psycopg.OperationalError
+            | psycopg.InterfaceError
+            | psycopg.errors.IdleInTransactionSessionTimeout,
+        )
 
     def explain(self, exc: BaseException) -> str:
         return str(exc).strip() or type(exc).__name__

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
+import sqlite3
 import subprocess
 import threading
 import time
@@ -117,8 +118,23 @@ class Cluster:
         ]
 
     def freeze(self, node: DaemonProcess) -> None:
-        """SIGSTOP: the process keeps its sockets and its state, and does nothing at all."""
-        node.signal(signal.SIGSTOP)
+        """SIGSTOP: the process keeps its sockets and its state, and does nothing at all.
+
+        A process stopped while it holds a shared SQLite file's write lock keeps that
+        lock (a POSIX lock lives as long as its process), and every other node waits on
+        it: that is why a real cluster runs on PostgreSQL, whose server ends a paused
+        node's open transaction after the lease. On SQLite the node is therefore stopped
+        between two of its write transactions: the test holds the write lock itself
+        while it sends the signal.
+        """
+        if not self.store_url.startswith("sqlite://"):
+            node.signal(signal.SIGSTOP)
+        else:
+            path = self.store_url.removeprefix("sqlite://")
+            with contextlib.closing(sqlite3.connect(path, timeout=60, isolation_level=None)) as lock:
+                lock.execute("BEGIN IMMEDIATE")
+                node.signal(signal.SIGSTOP)
+                lock.execute("COMMIT")
         self.frozen.add(node.name)
 
     def thaw(self, node: DaemonProcess) -> None:
