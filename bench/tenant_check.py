@@ -239,7 +239,7 @@ def main() -> int:
                 time.sleep(0.5)
             while daemon.status()["activity"] != "idle":
                 time.sleep(0.2)
-            states = {t["state"] for t in daemon.status()["tenants"]}
+            states = {s for s, n in daemon.status()["tenant_states"].items() if n}
             print(f"take-over check: {count} GET /licenses/current in {time.perf_counter() - t0:.1f} s; "
                   f"states {sorted(states)}")  # fmt: skip
 

@@ -29,6 +29,7 @@ def check(ctx: Context) -> int:
         return usage_error(f"--critical {critical:g} is more days than --warning {warning:g}", ctx.json)
     try:
         reply = ctx.call("GetStatus")["status"]
+        tenants = _to_judge(ctx, reply)
     except ConfigUnreadable as exc:
         message = f"configuration unreadable: {exc}; name a readable one with --config"
         return report(ctx.json, UNKNOWN, message)
@@ -44,26 +45,53 @@ def check(ctx: Context) -> int:
     except (VarlinkError, TooLarge) as exc:
         sentence = exc.sentence() if isinstance(exc, VarlinkError) else str(exc)
         return report(ctx.json, UNKNOWN, sentence)
-    tenants: list[dict[str, Any]] = reply["tenants"]
     wanted = ctx.args.tenant
-    if wanted is not None:
-        tenants = [t for t in tenants if t["tenant"] == wanted]
-        if not tenants:
-            return report(ctx.json, UNKNOWN, f"no tenant {wanted}: `paragon-licensed ctl tenants` lists them")
-    perf = perfdata(tenants, reply["nodes"], warning, critical)
+    if wanted is not None and not tenants:
+        return report(ctx.json, UNKNOWN, f"no tenant {wanted}: `paragon-licensed ctl tenants` lists them")
+    counts = _counted(tenants) if wanted is not None else reply["tenant_states"]
+    perf = perfdata(tenants, counts, reply["nodes"], warning, critical)
     if not tenants:
         return report(ctx.json, CRITICAL, "no tenant is configured", perf)
     judged = [(judge(t, warning, critical), t) for t in tenants]
     worst = max(code for (code, _), _ in judged)
     if worst == OK:
-        message = _all_licensed(tenants)
+        message = _all_licensed(tenants, sum(counts.values()))
     else:
         message = "; ".join(text for (code, text), _ in judged if code == worst)
+        unlisted = reply["attention_total"] - len(reply["attention"])
+        if wanted is None and unlisted > 0 and worst == CRITICAL:
+            message += (
+                f"; and {unlisted} more tenants need attention (`paragon-licensed ctl tenants --state ...`)"
+            )
     faults = cluster_faults(reply)
     if faults:
         worst = max(worst, WARNING)
         message = "; ".join([message, *faults])
     return report(ctx.json, worst, message, perf, tenants)
+
+
+def _to_judge(ctx: Context, reply: dict[str, Any]) -> list[dict[str, Any]]:
+    """The tenants to judge: the one asked for; every tenant of a small node; otherwise those
+    that need attention and the licensed one that expires first (if it is fine, so are the rest)."""
+    if ctx.args.tenant is not None:
+        tenants: list[dict[str, Any]] = ctx.call("ListTenants", {"tenant": ctx.args.tenant})["tenants"]
+        return tenants
+    if reply["tenant_total"] <= PER_TENANT_PERFDATA:
+        return (
+            ctx.call("ListTenants", {"limit": PER_TENANT_PERFDATA})["tenants"]
+            if reply["tenant_total"]
+            else []
+        )
+    soonest = reply.get("soonest_expiry")
+    listed = {t["tenant"] for t in reply["attention"]}
+    return list(reply["attention"]) + ([soonest] if soonest and soonest["tenant"] not in listed else [])
+
+
+def _counted(tenants: list[dict[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for t in tenants:
+        counts[t["state"]] = counts.get(t["state"], 0) + 1
+    return counts
 
 
 def judge(tenant: dict[str, Any], warning: float, critical: float) -> tuple[int, str]:
@@ -103,34 +131,35 @@ def cluster_faults(reply: dict[str, Any]) -> list[str]:
     return faults
 
 
-def _all_licensed(tenants: list[dict[str, Any]]) -> str:
+def _all_licensed(tenants: list[dict[str, Any]], total: int) -> str:
     soonest = min(tenants, key=lambda t: t["days_left"])
-    if len(tenants) == 1:
+    if total == 1:
         return (
             f"{soonest['tenant']} licensed until {date(soonest['valid_until'])} ({soonest['days_left']} days)"
         )
     return (
-        f"{len(tenants)} tenants licensed; soonest expiry {soonest['tenant']} "
+        f"{total} tenants licensed; soonest expiry {soonest['tenant']} "
         f"{date(soonest['valid_until'])} ({soonest['days_left']} days)"
     )
 
 
 def perfdata(
-    tenants: list[dict[str, Any]], nodes: list[dict[str, Any]], warning: float, critical: float
+    tenants: list[dict[str, Any]],
+    counts: dict[str, int],
+    nodes: list[dict[str, Any]],
+    warning: float,
+    critical: float,
 ) -> str:
     """Days left per tenant (or their minimum and the counts per state), and the nodes online."""
     thresholds = f";{_number(warning)}:;{_number(critical)}:"
     licensed = [t for t in tenants if t["days_left"] is not None]
     items = []
-    if len(tenants) <= PER_TENANT_PERFDATA:
+    if sum(counts.values()) <= PER_TENANT_PERFDATA:
         items += [f"'days_left_{t['tenant']}'={t['days_left']}{thresholds}" for t in licensed]
     else:
         if licensed:
             items.append(f"days_left_min={min(t['days_left'] for t in licensed)}{thresholds}")
-        counts: dict[str, int] = {}
-        for t in tenants:
-            counts[t["state"]] = counts.get(t["state"], 0) + 1
-        items += [f"tenants_{state}={n}" for state, n in sorted(counts.items())]
+        items += [f"tenants_{state}={n}" for state, n in sorted(counts.items()) if n]
     online = sum(1 for n in nodes if n["online"])
     items += [f"nodes_online={online}", f"nodes_offline={len(nodes) - online}"]
     return " ".join(items)

@@ -191,6 +191,14 @@ def build_parser() -> argparse.ArgumentParser:
     verb("forget", "drop a node that is gone for good (then transfer)", nodes_verbs).add_argument("name")
 
     tenants = verb("tenants", "tenants, state, valid until, admin e-mail")
+    tenants.add_argument("--tenant", metavar="T", help="Only this tenant.")
+    tenants.add_argument("--state", choices=TENANT_STATES, help="Only the tenants in this state.")
+    tenants.add_argument(
+        "--limit", type=int, metavar="N", help="One page of at most N tenants (with --json: with the cursor)."
+    )
+    tenants.add_argument(
+        "--cursor", metavar="C", help="The page after this cursor (next_cursor of the last one)."
+    )
     tenants_verbs = tenants.add_subparsers(dest="sub", metavar="SUBCOMMAND")
     set_tenant = verb("set", "create a tenant or set its administrator's e-mail", tenants_verbs)
     set_tenant.add_argument("tenant", metavar="T")
@@ -210,6 +218,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     verb("watch", "stream events (state changes, notifications) until Ctrl-C")
     return parser
+
+
+# The license states, as the interface names them (ctl keeps to the standard library).
+TENANT_STATES = (
+    "unlicensed",
+    "active",
+    "expiring",
+    "expired",
+    "invalid",
+    "needs_reactivation",
+    "needs_transfer",
+)
 
 
 class UsageError(Exception):

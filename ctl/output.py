@@ -20,9 +20,13 @@ def emit_json(document: Any) -> None:
     sys.stdout.write(json.dumps(document, indent=2, sort_keys=False) + "\n")
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], at_least: Sequence[int] = ()) -> str:
+    """Columns as wide as their widest cell, or at least ``at_least`` (for pages printed apart)."""
     cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    widths = [
+        max([len(row[i]) for row in cells] + ([at_least[i]] if i < len(at_least) else []))
+        for i in range(len(headers))
+    ]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
     return "\n".join(lines)
 

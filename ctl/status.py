@@ -21,8 +21,19 @@ def status(ctx: Context) -> int:
         out()
         out(nodes_table(reply["nodes"]))
     out()
-    out(tenants_table(reply["tenants"]))
+    total, listed = reply["tenant_total"], reply["attention"]
+    if 0 < total <= FEW:
+        # A small node: every tenant, the active ones included (one page of ListTenants).
+        listed = ctx.call("ListTenants", {"limit": FEW})["tenants"]
+    out(tenants_table(listed, total))
+    more = reply["attention_total"] - len(reply["attention"])
+    if total > FEW and more > 0:
+        out(f"... and {more} more that need attention: paragon-licensed ctl tenants --state STATE")
     return 0
+
+
+# Up to this many tenants, status lists them all; beyond, only those that need attention.
+FEW = 10
 
 
 def _summary(s: dict[str, Any]) -> str:
@@ -38,6 +49,7 @@ def _summary(s: dict[str, Any]) -> str:
             ("Deployment", human(s["deployment"]).replace(" ", "-")),
             ("Store", store),
             ("Daemon", f"{s['version']}, {s['activity']}"),
+            ("Tenants", _counts(s)),
         ]
         + [(label, f"PROBLEM: {s[key]}") for key, label in _FAULTS if s.get(key)]
     )
@@ -58,9 +70,17 @@ def nodes_table(nodes: list[dict[str, Any]]) -> str:
     return table(("NODE", "COMPUTER ID", "STATE", "LAST SEEN", "BUILD", "COORDINATOR"), rows)
 
 
-def tenants_table(tenants: list[dict[str, Any]]) -> str:
-    if not tenants:
+def _counts(s: dict[str, Any]) -> str:
+    """ "3: 2 active, 1 expired" (the states with no tenant left out)."""
+    counts = ", ".join(f"{n} {human(state)}" for state, n in s["tenant_states"].items() if n)
+    return f"{s['tenant_total']}: {counts}" if counts else "none"
+
+
+def tenants_table(tenants: list[dict[str, Any]], total: int) -> str:
+    if not total:
         return "No tenants yet: add one with `paragon-licensed ctl tenants set TENANT`."
+    if not tenants:
+        return "Every tenant is active."
     rows = []
     for t in tenants:
         days = "" if t["days_left"] is None else str(t["days_left"])

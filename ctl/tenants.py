@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 from paragon_licensed.ctl.main import Context
@@ -10,10 +11,53 @@ from paragon_licensed.ctl.output import date, emit_json, human, out, table, when
 
 
 def list_tenants(ctx: Context) -> int:
-    tenants = ctx.call("ListTenants")["tenants"]
-    if ctx.json:
-        emit_json(tenants)
+    """Every tenant, a page at a time as they come (or one page with --limit/--cursor)."""
+    params: dict[str, Any] = {"state": ctx.args.state} if ctx.args.state else {}
+    if ctx.args.tenant:
+        params["tenant"] = ctx.args.tenant
+    if ctx.args.limit is not None or ctx.args.cursor is not None:
+        params |= {"limit": ctx.args.limit, "cursor": ctx.args.cursor}
+        page = ctx.call("ListTenants", {k: v for k, v in params.items() if v is not None})
+        if ctx.json:
+            emit_json(page)
+            return 0
+        _print_page(page["tenants"], first=True, filtered=bool(ctx.args.state or ctx.args.tenant))
+        if page.get("next_cursor"):
+            out(f"More: --cursor {page['next_cursor']} ({page['total']} in all).")
         return 0
+    everyone: list[dict[str, Any]] = []
+    with ctx.connect() as client:
+        for number, tenants in enumerate(_pages(client, params)):
+            if ctx.json:
+                everyone.extend(tenants)
+            else:
+                _print_page(tenants, first=number == 0, filtered=bool(ctx.args.state or ctx.args.tenant))
+    if ctx.json:
+        emit_json(everyone)
+    return 0
+
+
+def _pages(client: Any, params: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
+    """ListTenants page after page, each asked for once the previous one is handled."""
+    cursor = None
+    while True:
+        page = client.call("ListTenants", params | ({"cursor": cursor} if cursor else {}))
+        yield page["tenants"]
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return
+
+
+# Fixed columns, so that pages printed one after another line up (longer values push on).
+_WIDTHS = (20, 18, 11, 14, 0)
+
+
+def _print_page(tenants: list[dict[str, Any]], first: bool, filtered: bool) -> None:
+    """One page as table rows; the first page brings the header (or says there is nobody)."""
+    if not tenants:
+        if first:
+            out("No tenant matches." if filtered else _NO_TENANTS)
+        return
     rows = [
         (
             t["tenant"],
@@ -24,8 +68,11 @@ def list_tenants(ctx: Context) -> int:
         )
         for t in tenants
     ]
-    out(table(("TENANT", "STATE", "VALID UNTIL", "SUPPORT ID", "ADMIN E-MAIL"), rows))
-    return 0
+    text = table(("TENANT", "STATE", "VALID UNTIL", "SUPPORT ID", "ADMIN E-MAIL"), rows, at_least=_WIDTHS)
+    out(text if first else text.split("\n", 1)[1])
+
+
+_NO_TENANTS = "No tenants yet: add one with `paragon-licensed ctl tenants set TENANT`."
 
 
 def set_tenant(ctx: Context) -> int:

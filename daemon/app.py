@@ -141,7 +141,7 @@ class Daemon:
     async def refresh(self) -> None:
         """Read the store again and publish the tenants whose state changed."""
         snapshot = await self.db.read(read_snapshot, self.view.since())
-        self.apply_snapshot(snapshot)
+        await self.apply_snapshot(snapshot)
         await self.publish_notifications()
 
     def take_tenant(self, row: tenant_q.TenantRow) -> None:
@@ -165,8 +165,8 @@ class Daemon:
                 )
             self._last_notification = rows[-1].id
 
-    def apply_snapshot(self, snapshot: Any) -> None:
-        for tenant in self.view.load(snapshot):
+    async def apply_snapshot(self, snapshot: Any) -> None:
+        for tenant in await self.view.load(snapshot):
             self.events.emit("state_changed", tenant.reason, tenant=tenant.tenant, state=tenant.state)
 
     # -- life cycle

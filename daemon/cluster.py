@@ -97,7 +97,7 @@ class Cluster:
             app.store.answered()
             failures = 0
             went_back = snapshot.full and bool(app.view.snapshot.store_id)
-            app.apply_snapshot(snapshot)
+            await app.apply_snapshot(snapshot)
             try:
                 if went_back:
                     await app.startup.check_marker()

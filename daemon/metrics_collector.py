@@ -10,7 +10,6 @@ per state is always there, so 100,000 tenants need not mean 800,000 series.
 from __future__ import annotations
 
 import typing
-from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
@@ -19,6 +18,7 @@ from prometheus_client.registry import Collector
 
 from paragon_licensed.daemon import clock
 from paragon_licensed.daemon.states import TenantView
+from paragon_licensed.daemon.tenant_index import ATTENTION
 from paragon_licensed.interface import wire
 
 if TYPE_CHECKING:
@@ -73,17 +73,21 @@ class StateCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         app = self.app
         config = app.config.metrics
-        views = list(app.view.tenants.values())
-        counts: Counter[str] = Counter(view.state for view in views)
+        index, views = app.view.index, app.view.tenants
+        counts = index.counts()  # kept up to date by the view: no pass over every tenant
         tenants = GaugeMetricFamily("paragon_tenants", "Tenants in each license state.", labels=["state"])
         for name in STATES:
             tenants.add_metric([name], counts.get(name, 0))
         yield tenants
         if config.tenant_series == "attention":
             now, within = clock.now(), config.attention_within
-            yield from tenant_families(v for v in views if needs_attention(v, now, within))
+            names = index.expiring_before(now + within) + [
+                name for state in ATTENTION for name in list(index.by_state[state])
+            ]
+            attention = [views[name] for name in sorted(set(names)) if name in views]
+            yield from tenant_families(v for v in attention if needs_attention(v, now, within))
         elif config.tenant_series == "all":
-            yield from tenant_families(views)
+            yield from tenant_families(list(views.values()))
         yield from self._cluster()
         yield from self._store_facts()
         info = InfoMetricFamily("paragon_build", "The daemon's version and the product build.")

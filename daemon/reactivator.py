@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from paragon_licensed.daemon import log
+from paragon_licensed.daemon.pace import Pace
 from paragon_licensed.daemon.states import TenantView
 from paragon_licensed.daemon.store import messages as msg_q
 from paragon_licensed.daemon.store import tenants as tenant_q
@@ -65,9 +66,11 @@ class Reactivator:
             return view.row.flag_cause
         return "reactivation"
 
-    def due(self, now: float) -> list[TenantView]:
+    async def due(self, now: float) -> list[TenantView]:
         due = []
-        for view in self.app.view.tenants.values():
+        pace = Pace()
+        for view in list(self.app.view.tenants.values()):
+            await pace.turn()
             flagged = view.row.flag == "needs_reactivation"
             if view.state != "needs_reactivation" and not flagged:
                 continue
@@ -86,7 +89,7 @@ class Reactivator:
 
     async def tick(self) -> None:
         app = self.app
-        for view in self.due(time.time()):
+        for view in await self.due(time.time()):
             try:
                 app.licensing.cluster_ids()
             except (NodesOffline, DuplicateComputerId) as exc:
@@ -172,7 +175,9 @@ class Reactivator:
         app = self.app
         interval = app.config.reactivation.grace_reminder
         now = time.time()
+        pace = Pace()
         for view in list(app.view.tenants.values()):
+            await pace.turn()
             if view.state != "needs_reactivation" or view.grace_until is None:
                 continue
             tenant = view.tenant

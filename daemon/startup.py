@@ -20,6 +20,7 @@ import anyio
 from paragon_licensed import text
 from paragon_licensed.daemon import log
 from paragon_licensed.daemon.localstate import Marker
+from paragon_licensed.daemon.pace import Pace
 from paragon_licensed.daemon.store import checks
 from paragon_licensed.daemon.store import messages as msg_q
 from paragon_licensed.daemon.store import nodes as node_q
@@ -163,23 +164,27 @@ class Startup:
         self._synced_at = time.monotonic()
         # The copies are rewritten whole: with thousands of tenants, not at every change.
         every = SYNC_INTERVAL if len(view.tenants) <= 1000 else COPY_INTERVAL
+        pace = Pace()
+        tenants = list(view.tenants.items())  # the view changes while this hands the loop back
         if force or local.write_problem is not None or time.monotonic() - self._copied_at >= every:
-            documents = {
-                name: (tenant.row.license.document, tenant.payload.issued_at.timestamp())
-                for name, tenant in view.tenants.items()
-                if tenant.row.license is not None and tenant.payload is not None and tenant.state != "invalid"
-            }
+            documents = {}
+            for name, tenant in tenants:
+                await pace.turn()
+                stored, payload = tenant.row.license, tenant.payload
+                if stored is not None and payload is not None and tenant.state != "invalid":
+                    documents[name] = (stored.document, payload.issued_at.timestamp())
             if not await anyio.to_thread.run_sync(local.save_licenses, documents):
                 return  # reported in status; retried after the backoff
             self._copied_at = time.monotonic()
-            for name, tenant in view.tenants.items():
+            for name, tenant in tenants:
+                await pace.turn()
                 if tenant.payload is not None and local.copies.get(name) == documents.get(name, ("",))[0]:
                     self.app.local_copies.keep(name, local.copies[name], tenant.payload)
-        licenses = {
-            name: tenant.payload.license_id
-            for name, tenant in view.tenants.items()
-            if tenant.payload is not None
-        }
+        licenses = {}
+        for name, tenant in tenants:
+            await pace.turn()
+            if tenant.payload is not None:
+                licenses[name] = tenant.payload.license_id
         marker = Marker(view.snapshot.store_id, view.snapshot.generation, licenses)
         if marker != local.read_marker() and not await anyio.to_thread.run_sync(local.write_marker, marker):
             return

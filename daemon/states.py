@@ -100,16 +100,20 @@ class Facts:
 Inspect = Callable[[int, str], Payload]  # (stored row, document) -> payload, or LicenseRejected
 
 
-def evaluate(app: Daemon, row: TenantRow, now: float | None = None) -> TenantView:
-    """The tenant's state from the daemon's current facts (the adapter around ``judge``)."""
-    facts = Facts(
+def facts(app: Daemon, now: float | None = None) -> Facts:
+    """The daemon's current facts, taken once for a pass over many tenants."""
+    return Facts(
         now=clock.now() if now is None else now,
         cluster_ids=frozenset(app.cluster_computer_ids()) if app.store_opened else None,
         build=app.build.value,
         expiring_within=app.config.tenant_check.expiring_within,
         store_opened=app.store_opened,
     )
-    view = judge(row, facts, app.verifier.inspect)
+
+
+def evaluate(app: Daemon, row: TenantRow, now: float | None = None, known: Facts | None = None) -> TenantView:
+    """The tenant's state from the daemon's current facts (the adapter around ``judge``)."""
+    view = judge(row, known or facts(app, now), app.verifier.inspect)
     if view.payload is not None and view.state != "invalid":
         app.clock.raise_to(view.payload.issued_at.timestamp())  # a verified license was issued by then
     return view

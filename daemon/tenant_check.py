@@ -28,6 +28,7 @@ import anyio
 
 from paragon_licensed.daemon import log
 from paragon_licensed.daemon.digest import compose_digest, failure_key
+from paragon_licensed.daemon.pace import Pace
 from paragon_licensed.daemon.store import checks
 from paragon_licensed.daemon.store import messages as msg_q
 from paragon_licensed.daemon.store.db import Tx
@@ -89,12 +90,19 @@ class TenantCheck:
 
     # -- selection
 
-    def select(self) -> tuple[list[tuple[str, str, str]], list[tuple[str, str]]]:
-        """The tenants to process (tenant, request_id, kind) and those left alone (tenant, why)."""
+    async def select(self) -> tuple[list[tuple[str, str, str]], list[tuple[str, str]]]:
+        """The tenants to process (tenant, request_id, kind) and those left alone (tenant, why),
+        in name order."""
         todo: list[tuple[str, str, str]] = []
         skipped: list[tuple[str, str]] = []
         seeds = {s.id: s.activation_key for s in self.app.config.tenants if s.activation_key}
-        for name, view in sorted(self.app.view.tenants.items()):
+        views = self.app.view.tenants
+        pace = Pace()
+        for name in list(self.app.view.index.names):
+            await pace.turn()
+            view = views.get(name)
+            if view is None:
+                continue
             if view.state == "needs_transfer":
                 skipped.append((name, f"needs a transfer, not a reactivation: {view.reason}"))
             elif view.state not in DUE:
@@ -139,7 +147,7 @@ class TenantCheck:
         run_id = run_id or str(uuid.uuid4())
         async with self.running:
             if await app.db.read(checks.get, run_id) is None:
-                todo, skipped = self.select()
+                todo, skipped = await self.select()
                 await app.db.write(checks.start, run_id, trigger, todo, skipped, fence=app.cluster.fence())
                 log.info(
                     "tenant check started",

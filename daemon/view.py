@@ -14,15 +14,19 @@ from typing import TYPE_CHECKING
 import anyio
 import msgspec
 
-from paragon_licensed.daemon.states import TenantView, evaluate
+from paragon_licensed.daemon.pace import Pace
+from paragon_licensed.daemon.states import TenantView, evaluate, facts
 from paragon_licensed.daemon.store import messages as msg_q
 from paragon_licensed.daemon.store import nodes as node_q
 from paragon_licensed.daemon.store import tenants as tenant_q
 from paragon_licensed.daemon.store.db import Tx
+from paragon_licensed.daemon.tenant_index import TenantIndex
 from paragon_licensed.daemon.timefmt import rfc3339
 from paragon_licensed.interface import wire
 
 _ENCODE = msgspec.json.Encoder().encode
+# The most tenants GetStatus lists by name (those that need attention); the rest are counted.
+ATTENTION_LIMIT = 50
 
 if TYPE_CHECKING:
     from paragon_licensed.daemon.app import Daemon
@@ -74,9 +78,13 @@ class View:
     def __init__(self, app: Daemon) -> None:
         self.app = app
         self.snapshot = Snapshot()
+        # Every tenant's view, by name. Written only here (``_put``, ``load``), so that the index
+        # (names in order, by state) always agrees with it.
         self.tenants: dict[str, TenantView] = {}
+        self.index = TenantIndex()
         self._status: msgspec.Raw | None = None
         self._status_at = 0.0
+        self._loading = anyio.Lock()
 
     def since(self) -> tuple[str, int] | None:
         """Where the next snapshot may start from (None before the store was read in full)."""
@@ -84,8 +92,16 @@ class View:
             return None
         return self.snapshot.store_id, self.snapshot.generation
 
-    def load(self, snapshot: Snapshot) -> list[TenantView]:
-        """Take a new snapshot (all tenants, or the changed ones); return those whose state changed."""
+    async def load(self, snapshot: Snapshot) -> list[TenantView]:
+        """Take a new snapshot (all tenants, or the changed ones); return those whose state changed.
+
+        One load at a time; a long one (every tenant, after the node set changed) hands the
+        event loop back every few milliseconds.
+        """
+        async with self._loading:
+            return await self._load(snapshot)
+
+    async def _load(self, snapshot: Snapshot) -> list[TenantView]:
         nodes_changed = [n.computer_id for n in snapshot.nodes] != [
             n.computer_id for n in self.snapshot.nodes
         ]
@@ -100,33 +116,43 @@ class View:
             rows = tenants
         self.snapshot = snapshot
         changed = []
-        # Updated in place: a heartbeat brings the few tenants changed since the last one, and
-        # copying or sorting thousands of tenants every heartbeat would cost more than they do.
+        # A full load builds a new dict, swapped in at the end; otherwise the few tenants changed
+        # since the last heartbeat are updated in place.
         fresh: dict[str, TenantView] = {} if snapshot.full else self.tenants
-        added = snapshot.full
         overlay = self.app.local_copies.overlay
+        pace = Pace()
+        known = facts(self.app)
         for stored in rows:
+            if await pace.turn():
+                known = facts(self.app)
             row = overlay(stored)  # a license the store lost is still judged from the local copy
             old = self.tenants.get(row.id)
             if old is not None and old.row == row and not nodes_changed:
                 fresh[row.id] = old  # this node already evaluated this very row
                 continue
-            view = evaluate(self.app, row)
+            view = evaluate(self.app, row, known=known)
             self._forget_replaced(old, row)
             if old is None or old.state != view.state:
                 changed.append(view)
-            added = added or old is None
             fresh[row.id] = view
-        if added:
-            fresh = dict(sorted(fresh.items()))
-        self.tenants = fresh
+            if not snapshot.full:
+                self.index.put(row.id, view.state, view.valid_until)
+        if snapshot.full:
+            self.tenants = fresh
+            self.index.rebuild((name, v.state, v.valid_until) for name, v in fresh.items())
         if rows or nodes_changed:
             self._status = None
         return changed
 
     def load_local(self) -> None:
         """Before the store answers: the licenses from this node's verified local copies."""
-        self.load(Snapshot(tenants=self.app.local_copies.tenant_rows()))
+        known = facts(self.app)
+        self.tenants = {}
+        for stored in self.app.local_copies.tenant_rows():
+            row = self.app.local_copies.overlay(stored)
+            self.tenants[row.id] = evaluate(self.app, row, known=known)
+        self.index.rebuild((name, v.state, v.valid_until) for name, v in self.tenants.items())
+        self._status = None
 
     def update_tenant(self, row: tenant_q.TenantRow) -> TenantView | None:
         """Take one tenant's new row; return its view when its state changed."""
@@ -134,9 +160,13 @@ class View:
         view = evaluate(self.app, row)
         old = self.tenants.get(row.id)
         self._forget_replaced(old, row)
-        self.tenants[row.id] = view
-        self._status = None
+        self._put(view)
         return view if old is None or old.state != view.state else None
+
+    def _put(self, view: TenantView) -> None:
+        self.tenants[view.tenant] = view
+        self.index.put(view.tenant, view.state, view.valid_until)
+        self._status = None
 
     def _forget_replaced(self, old: TenantView | None, row: tenant_q.TenantRow) -> None:
         """Drop the verified payload of a license a tenant no longer uses (memory stays flat)."""
@@ -147,23 +177,34 @@ class View:
     def invalidate(self) -> None:
         self._status = None
 
-    async def reevaluate(self, chunk: int = 200) -> list[TenantView]:
-        """Evaluate every tenant again as time passes (licenses expire, grace ends), a chunk at a time
-        so that control calls keep being answered."""
+    async def reevaluate(self) -> list[TenantView]:
+        """Evaluate every tenant again as time passes (licenses expire, grace ends), handing the
+        event loop back every few milliseconds so that control calls keep being answered."""
         changed = []
-        names = list(self.tenants)
-        for start in range(0, len(names), chunk):
-            for name in names[start : start + chunk]:
-                old = self.tenants.get(name)
-                if old is None:
-                    continue
-                view = evaluate(self.app, old.row)
-                self.tenants[name] = view
-                if view.state != old.state:
-                    changed.append(view)
-            await anyio.sleep(0)
+        pace = Pace()
+        known = facts(self.app)
+        for name in list(self.tenants):
+            if await pace.turn():
+                known = facts(self.app)
+            old = self.tenants.get(name)
+            if old is None:
+                continue
+            view = evaluate(self.app, old.row, known=known)
+            if self.tenants.get(name) is not old:
+                continue  # replaced while this pass was yielding: the newer view stands
+            self._put(view)
+            if view.state != old.state:
+                changed.append(view)
         self._status = None
         return changed
+
+    # -- what control calls read
+
+    def names(
+        self, state: wire.State | None = None, after: str = "", limit: int = 1000
+    ) -> tuple[list[str], int]:
+        """A page of tenant names in order (those in ``state``, or all) after ``after``, and the total."""
+        return self.index.page(state, after, limit)
 
     def coordinator(self) -> str | None:
         """The lease holder, if its lease has not run out (aged since the snapshot was read).
@@ -204,20 +245,28 @@ class View:
         ]
 
     def status(self) -> wire.Status:
-        return self._build_status([t.wire_state for t in self.tenants.values()])
+        return self._build_status([self.tenants[name].wire_state for name in self._attention()[0]])
 
     def status_reply(self) -> msgspec.Raw:
-        """GetStatus's reply, encoded: rebuilt after a change or a second, each tenant's part
-        encoded once per evaluation, so a status of thousands of tenants costs little to answer."""
+        """GetStatus's reply, encoded: rebuilt after a change or a second, with each listed
+        tenant's part encoded once per evaluation. Its size does not grow with the tenants:
+        counts per state and at most ATTENTION_LIMIT tenants."""
         now = time.monotonic()
         if self._status is None or now - self._status_at > 1.0:
             document = msgspec.structs.asdict(self._build_status([]))
-            document["tenants"] = [t.wire_json for t in self.tenants.values()]
+            document["attention"] = [self.tenants[name].wire_json for name in self._attention()[0]]
             self._status = msgspec.Raw(_ENCODE({"status": document}))
             self._status_at = now
         return self._status
 
-    def _build_status(self, tenants: list[wire.TenantState]) -> wire.Status:
+    def _soonest(self) -> wire.TenantState | None:
+        name = self.index.soonest_expiry()
+        return self.tenants[name].wire_state if name is not None else None
+
+    def _attention(self) -> tuple[list[str], int]:
+        return self.index.attention(ATTENTION_LIMIT)
+
+    def _build_status(self, attention: list[wire.TenantState]) -> wire.Status:
         app = self.app
         identity = app.identity
         return wire.Status(
@@ -235,7 +284,11 @@ class View:
             is_coordinator=app.is_coordinator,
             activity=app.activity,
             nodes=self.node_list(),
-            tenants=tenants,
+            tenant_total=len(self.index),
+            tenant_states=self.index.counts(),
+            attention=attention,
+            attention_total=self._attention()[1],
+            soonest_expiry=self._soonest(),
             state_problem=app.local.problem,
             clock_problem=app.clock.problem,
         )

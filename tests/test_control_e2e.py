@@ -198,16 +198,22 @@ def test_ctl_status_json(daemon: DaemonProcess) -> None:
     assert status["store_available"] is True
     assert status["version"] == __version__
     assert status["deployment"] == "single_tenant"
-    assert sorted(t["tenant"] for t in status["tenants"]) == ["acme", "default"]
-    assert {t["state"] for t in status["tenants"]} == {"unlicensed"}
+    # Both tenants need attention (unlicensed): counted and listed.
+    assert status["tenant_total"] == 2
+    assert status["tenant_states"]["unlicensed"] == 2
+    assert sum(status["tenant_states"].values()) == 2
+    assert sorted(t["tenant"] for t in status["attention"]) == ["acme", "default"]
+    assert {t["state"] for t in status["attention"]} == {"unlicensed"}
+    assert status["attention_total"] == 2
+    assert status["soonest_expiry"] is None
     assert [n["name"] for n in status["nodes"]] == ["node-1"]
     assert status["nodes"][0]["this_node"] is True
     # --json is accepted before the command too.
     before = json.loads(daemon.ctl("--json", "status", check=True).stdout)
-    assert (before["node"], before["computer_id"], before["tenants"]) == (
+    assert (before["node"], before["computer_id"], before["attention"]) == (
         status["node"],
         status["computer_id"],
-        status["tenants"],
+        status["attention"],
     )
 
 
@@ -227,7 +233,7 @@ def test_get_status_reply_is_a_valid_wire_reply(daemon: DaemonProcess) -> None:
         raw.close()
     reply = msgspec.json.decode(message, type=dict[str, wire.GetStatusOut])["parameters"]
     assert reply.status.node == "node-1"
-    assert {t.tenant for t in reply.status.tenants} == {"acme", "default"}
+    assert {t.tenant for t in reply.status.attention} == {"acme", "default"}
 
 
 def test_ctl_status_human(daemon: DaemonProcess) -> None:
@@ -278,7 +284,7 @@ def test_varlink_cli_get_status(daemon: DaemonProcess) -> None:
     ours = daemon.status()
     for key in ("node", "computer_id", "build", "store_backend", "version", "deployment"):
         assert status[key] == ours[key]
-    assert status["tenants"] == ours["tenants"]
+    assert status["attention"] == ours["attention"]
 
 
 def test_varlink_cli_info_and_help(daemon: DaemonProcess) -> None:
@@ -607,7 +613,7 @@ def test_sighup_reloads_the_configuration(spawn: Callable[..., DaemonProcess]) -
         node.notify.wait_for("RELOADING=1", start=seen)
         node.notify.wait_for("READY=1", start=seen)
 
-        states = {t["tenant"]: t["state"] for t in node.status()["tenants"]}
+        states = {t["tenant"]: t["state"] for t in node.tenants()}
         assert states == {"default": "unlicensed", "newco": "unlicensed"}
         code, out, err = ctl_as_nobody("--socket", node.socket, "cloud", "set-admin-email", "a@example.com")
         assert code == 0, (out, err)
@@ -622,7 +628,7 @@ def test_sighup_reloads_the_configuration(spawn: Callable[..., DaemonProcess]) -
         ) in log
         assert node.proc is not None
         assert node.proc.poll() is None
-        assert {t["tenant"] for t in node.status()["tenants"]} == {"default", "newco"}
+        assert {t["tenant"] for t in node.tenants()} == {"default", "newco"}
 
 
 LISTEN_FDS_TRAMPOLINE = """

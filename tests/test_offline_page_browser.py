@@ -134,7 +134,7 @@ def test_offline_reactivation_through_the_page_in_a_browser(
     after = node.ctl_json("license", "info")
     assert after["state"] == "active"
     assert after["license_id"] == answered.license_id != before["license_id"]
-    [tenant] = [t for t in node.status()["tenants"] if t["tenant"] == TENANT]
+    tenant = node.tenant_state(TENANT)
     assert tenant["state"] == "active"
 
     # A file that is not a request: the page says so, in words, and nothing downloads.

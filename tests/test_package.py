@@ -1,4 +1,4 @@
-"""The Debian package (issue 13): built with `scripts/build-deb`, checked by lintian, and
+"""The Debian package: built with `scripts/build-deb`, checked by lintian, and
 installed, upgraded and purged with apt in a throwaway Debian 12 root.
 
 The upgrade is the real one: version N is installed and activated against the reference
@@ -89,7 +89,7 @@ def test_manual_pages_and_completion_are_packaged(packages: Packages, tmp_path: 
 
 
 def test_packaged_build_file_is_the_package_version(packages: Packages, tmp_path: Path) -> None:
-    """The unit test of issue 13: the build the daemon reads by default is the package's version."""
+    """The build the daemon reads by default is the package's version."""
     for deb, version in ((packages.current, packages.version), (packages.next, packages.next_version)):
         assert deb_field(deb, "Version") == version
         unpacked = tmp_path / version
@@ -141,8 +141,8 @@ def ctl_json(daemon: ChrootDaemon, *args: str) -> Any:
 
 
 def tenant(daemon: ChrootDaemon) -> dict[str, Any]:
-    status = ctl_json(daemon, "status")
-    return next(t for t in status["tenants"] if t["tenant"] == TENANT)
+    found: dict[str, Any] = ctl_json(daemon, "tenants", "--tenant", TENANT, "--limit", "1")["tenants"][0]
+    return found
 
 
 def licensed_for(daemon: ChrootDaemon, build: str) -> dict[str, Any] | None:

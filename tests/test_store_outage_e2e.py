@@ -1,4 +1,4 @@
-"""The shared PostgreSQL database stops under running daemons, and comes back (issue 5, item 1).
+"""The shared PostgreSQL database stops under running daemons, and comes back.
 
 Two real daemons share a database on a PostgreSQL server of this test's own, which the
 test stops (as a crash would: immediate shutdown) and starts again. Through the outage

@@ -50,7 +50,7 @@ REACTIVATIONS = "/api/v1/reactivations"
 
 
 def states(daemon: DaemonProcess) -> dict[str, str]:
-    return {t["tenant"]: t["state"] for t in daemon.status()["tenants"]}
+    return {t["tenant"]: t["state"] for t in daemon.tenants()}
 
 
 def summary_rows(output: str) -> dict[str, tuple[str, str]]:

@@ -49,7 +49,7 @@ REFUSERS = {"refuser-1": "r1-admin@example.com", "refuser-2": "r2-admin@example.
 
 
 def states(daemon: DaemonProcess) -> dict[str, str]:
-    return {t["tenant"]: t["state"] for t in daemon.status()["tenants"]}
+    return {t["tenant"]: t["state"] for t in daemon.tenants()}
 
 
 @pytest.mark.timeout(300)

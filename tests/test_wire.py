@@ -370,3 +370,13 @@ def test_wire_imports_only_msgspec_and_the_standard_library() -> None:
     }
     assert "msgspec" in modules
     assert not {"anyio", "click", "requests", "cryptography"} & modules
+
+
+def test_ctl_names_the_same_license_states_as_the_interface() -> None:
+    """ctl keeps to the standard library, so it spells the states out: they must agree."""
+    from typing import get_args
+
+    from paragon_licensed.ctl.main import TENANT_STATES
+    from paragon_licensed.interface import wire
+
+    assert get_args(wire.State) == TENANT_STATES

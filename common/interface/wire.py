@@ -18,6 +18,9 @@ Strength = Literal["hardware", "software"]
 Mode = Literal["online", "offline"]
 Kind = Literal["activation", "reactivation", "transfer"]
 Severity = Literal["info", "warning", "error"]
+# ListTenants: tenants per page when the caller names no limit, and the most it may ask for.
+DEFAULT_PAGE = 1000
+MAX_PAGE = 10000
 CheckOutcome = Literal["reactivated", "failed", "skipped"]
 EventKind = Literal["state_changed", "notification", "nodes_changed", "coordinator_changed"]
 
@@ -77,7 +80,11 @@ class Status(Struct, frozen=True):
     is_coordinator: bool
     activity: str
     nodes: list[Node]
-    tenants: list[TenantState]
+    tenant_total: int
+    tenant_states: dict[str, int]
+    attention: list[TenantState]
+    attention_total: int
+    soonest_expiry: TenantState | None = None
     build: str | None = None
     build_problem: str | None = None
     store_problem: str | None = None
@@ -279,8 +286,17 @@ class ForgetNodeOut(Struct, frozen=True):
     affected_tenants: list[str]
 
 
+class ListTenantsIn(Struct, frozen=True):
+    tenant: str | None = None
+    state: State | None = None
+    cursor: str | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_PAGE)] | None = None
+
+
 class ListTenantsOut(Struct, frozen=True):
-    tenants: list[Tenant]
+    tenants: list[TenantState]
+    total: int
+    next_cursor: str | None = None
 
 
 class SetTenantIn(Struct, frozen=True):

@@ -56,8 +56,21 @@ async def forget_node(ctx: CallContext, params: wire.ForgetNodeIn) -> wire.Forge
     return wire.ForgetNodeOut(node=node, affected_tenants=affected)
 
 
-async def list_tenants(ctx: CallContext, params: wire.Empty) -> wire.ListTenantsOut:
-    return wire.ListTenantsOut(tenants=[t.summary() for t in ctx.app.view.tenants.values()])
+async def list_tenants(ctx: CallContext, params: wire.ListTenantsIn) -> wire.ListTenantsOut:
+    view = ctx.app.view
+    if params.tenant is not None:
+        one = view.tenants.get(params.tenant)
+        found = [one.wire_state] if one is not None and params.state in (None, one.state) else []
+        return wire.ListTenantsOut(tenants=found, total=len(found))
+    limit = params.limit or wire.DEFAULT_PAGE
+    names, total = view.names(params.state, params.cursor or "", limit + 1)
+    more = len(names) > limit
+    names = names[:limit]
+    return wire.ListTenantsOut(
+        tenants=[view.tenants[name].wire_state for name in names],
+        total=total,
+        next_cursor=names[-1] if more else None,
+    )
 
 
 async def set_tenant(ctx: CallContext, params: wire.SetTenantIn) -> wire.SetTenantOut:

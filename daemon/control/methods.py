@@ -37,7 +37,7 @@ METHODS: dict[str, Method] = {
     "Transfer": Method(lic.transfer, wire.TransferIn, changing=True),
     "ListNodes": Method(status.list_nodes, wire.Empty),
     "ForgetNode": Method(admin.forget_node, wire.ForgetNodeIn, changing=True),
-    "ListTenants": Method(admin.list_tenants, wire.Empty),
+    "ListTenants": Method(admin.list_tenants, wire.ListTenantsIn),
     "SetTenant": Method(admin.set_tenant, wire.SetTenantIn, changing=True),
     "SetCloudAdminEmail": Method(admin.set_cloud_admin_email, wire.SetCloudAdminEmailIn, changing=True),
     "RunTenantCheck": Method(admin.run_tenant_check, wire.Empty, changing=True),

@@ -274,11 +274,16 @@ class DaemonProcess:
         status: dict[str, Any] = self.ctl_json("status")
         return status
 
+    def tenants(self) -> list[dict[str, Any]]:
+        """Every tenant's state (``ctl tenants --json``, which pages through them all)."""
+        tenants: list[dict[str, Any]] = self.ctl_json("tenants")
+        return tenants
+
     def tenant_state(self, tenant: str = "default") -> dict[str, Any]:
-        for entry in self.status()["tenants"]:
-            if entry["tenant"] == tenant:
-                return dict(entry)
-        raise KeyError(tenant)
+        found: list[dict[str, Any]] = self.ctl_json("tenants", "--tenant", tenant, "--limit", "1")["tenants"]
+        if not found:
+            raise KeyError(tenant)
+        return found[0]
 
     def wait_until(
         self, predicate: Any, timeout: float = 20.0, interval: float = 0.1, what: str = "condition"

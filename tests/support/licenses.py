@@ -255,7 +255,7 @@ def start_and_settle(daemon: DaemonProcess, env: Mapping[str, str] | None = None
 
     def settled() -> bool:
         status = daemon.status()
-        return bool(status["store_available"]) and wanted <= {t["tenant"] for t in status["tenants"]}
+        return bool(status["store_available"]) and wanted <= {t["tenant"] for t in daemon.tenants()}
 
     daemon.wait_until(settled, timeout=30, what="store open and tenants loaded")
 
