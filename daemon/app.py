@@ -46,6 +46,7 @@ from paragon_licensed.daemon.store import messages as msg_q
 from paragon_licensed.daemon.store import tenants as tenant_q
 from paragon_licensed.daemon.store.connect import describe_url, open_database
 from paragon_licensed.daemon.store.db import Database, StoreUnavailableError, Tx
+from paragon_licensed.daemon.store.group_commit import GroupCommit
 from paragon_licensed.daemon.store_health import StoreHealth
 from paragon_licensed.daemon.tenant_check import TenantCheck
 from paragon_licensed.daemon.verifier import Verifier
@@ -71,6 +72,7 @@ class Daemon:
         self.cluster = Cluster(self)
         self.server = ControlServer(self, METHODS)
         self.db: Database = open_database(config)
+        self.group_commit = GroupCommit(self.db)  # the installs of a mass reactivation share commits
         self.portal = PortalClient(config.portal)
         self.local = LocalState(config.paths.state_dir)
         self.local_copies = LocalCopies(self)

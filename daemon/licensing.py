@@ -466,7 +466,7 @@ class Licensing:
                     )
             return changed, tenant_q.get_tenant(tx, tenant)
 
-        changed, row = await app.db.write(write, fence=app.cluster.fence())
+        changed, row = await app.group_commit.write(write, fence=app.cluster.fence())
         log.info(
             "license installed" if changed else "license already installed",
             tenant=tenant,

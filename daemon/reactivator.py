@@ -88,24 +88,47 @@ class Reactivator:
             self._wake = anyio.Event()
 
     async def tick(self) -> None:
+        """Reactivate every tenant that is due, as many at once as the portal client allows
+        (``portal.max_concurrency``): after an upgrade that is every tenant of the cluster."""
         app = self.app
-        for view in await self.due(time.time()):
+        due = await self.due(time.time())
+        queue = iter(due)
+        done = 0
+
+        async def worker() -> None:
+            nonlocal done
+            for view in queue:
+                try:
+                    app.licensing.cluster_ids()
+                except (NodesOffline, DuplicateComputerId) as exc:
+                    if not self._waiting_for_nodes:
+                        log.info("reactivation waits until every node is online", reason=exc.sentence())
+                    self._waiting_for_nodes = True
+                    return
+                self._waiting_for_nodes = False
+                if len(due) == 1:
+                    cause = self.cause(view).replace(":", " to ")
+                    app.set_activity(f"reactivating tenant {view.tenant} ({cause})")
+                await self.reactivate(view)
+                done += 1
+                if len(due) > 1 and (done % 100 == 0 or done == len(due)):
+                    app.set_activity(f"reactivating tenants: {done}/{len(due)}")
+
+        if due:
+            if len(due) > 1:
+                app.set_activity(f"reactivating tenants: 0/{len(due)}")
             try:
-                app.licensing.cluster_ids()
-            except (NodesOffline, DuplicateComputerId) as exc:
-                if not self._waiting_for_nodes:
-                    log.info("reactivation waits until every node is online", reason=exc.sentence())
-                self._waiting_for_nodes = True
-                return
-            self._waiting_for_nodes = False
-            await self.reactivate(view)
+                async with anyio.create_task_group() as tg:
+                    for _ in range(min(app.config.portal.max_concurrency, len(due))):
+                        tg.start_soon(worker)
+            finally:
+                app.set_activity("idle")
         await self.remind()
 
     async def reactivate(self, view: TenantView) -> None:
         app = self.app
         tenant = view.tenant
         cause = self.cause(view)
-        app.set_activity(f"reactivating tenant {tenant} ({cause.replace(':', ' to ')})")
 
         async def report(step: str, message: str) -> None:
             log.info(message, tenant=tenant, step=step)
@@ -128,8 +151,6 @@ class Reactivator:
             await self.failed(view, cause, exc)
         except VarlinkError as exc:
             await self.failed(view, cause, exc)
-        finally:
-            app.set_activity("idle")
 
     async def failed(self, view: TenantView, cause: str, error: VarlinkError) -> None:
         """Keep the previous license for the grace period and schedule the next try."""

@@ -73,6 +73,10 @@ class Tx:
         self._db = db
         self._conn = conn
 
+    @property
+    def db(self) -> Database:
+        return self._db
+
     def execute(self, sql: str, params: Params = ()) -> int:
         cur = self._conn.execute(self._db.sql(sql), tuple(params))
         return int(cur.rowcount or 0)
@@ -103,7 +107,8 @@ class Database:
     def __init__(self, backend: Backend, workers: int = 4) -> None:
         self.backend = backend
         self._sql_cache: dict[str, str] = {}
-        self._limiter = anyio.CapacityLimiter(workers)
+        # The worker threads every transaction runs on (group commits included).
+        self.limiter = anyio.CapacityLimiter(workers)
 
     @property
     def backend_name(self) -> str:
@@ -151,12 +156,12 @@ class Database:
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         """Run fn(tx, *args) in a read transaction on a worker thread."""
-        return await anyio.to_thread.run_sync(lambda: self.read_sync(fn, *args), limiter=self._limiter)
+        return await anyio.to_thread.run_sync(lambda: self.read_sync(fn, *args), limiter=self.limiter)
 
     async def write(self, fn: Callable[..., T], *args: Any, fence: Fence | None = None) -> T:
         """Run fn(tx, *args) in a write transaction (fenced when a fence is given)."""
         return await anyio.to_thread.run_sync(
-            lambda: self.write_sync(fn, *args, fence=fence), limiter=self._limiter
+            lambda: self.write_sync(fn, *args, fence=fence), limiter=self.limiter
         )
 
     def migrate(self) -> list[int]:
