@@ -15,7 +15,7 @@ $(BIN)/python:
 
 $(VENV)/.installed: $(BIN)/python $(SOURCES)
 	$(BIN)/pip install --quiet --quiet --no-deps --force-reinstall . >/dev/null
-	$(BIN)/pip install --quiet --quiet '.[test]'
+	$(BIN)/pip install --quiet --quiet '.[test,bench]'
 	touch $@
 
 venv: $(VENV)/.installed
