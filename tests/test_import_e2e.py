@@ -185,8 +185,9 @@ def test_an_answered_offline_request_is_not_taken_for_a_restore(
     calls = len(portal.requests())
     node.start()
     node.wait_until(
-        lambda: len(portal.requests(path="/api/v1/licenses/current")) > 0
-        and node.status()["activity"] == "idle",
+        lambda: (
+            len(portal.requests(path="/api/v1/licenses/current")) > 0 and node.status()["activity"] == "idle"
+        ),
         timeout=30,
         what="the coordinator's start-up check against the portal",
     )
