@@ -33,6 +33,7 @@ lint: venv
 unit: venv
 	scripts/ensure-postgres
 	scripts/ensure-chromium
+	scripts/ensure-cockpit
 	scripts/ensure-deb-tools
 	scripts/ensure-prometheus
 	$(BIN)/pytest
