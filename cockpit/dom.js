@@ -1,6 +1,6 @@
-/* Small DOM helpers. Text from outside (node names, a portal's message) only ever becomes
- * text nodes, never markup; Cockpit's Content-Security-Policy forbids inline scripts and
- * style attributes anyway, so nothing here writes either. */
+/* Building the page's elements. Text from outside (node names, a portal's message) only
+ * ever becomes text nodes, never markup; Cockpit's Content-Security-Policy forbids inline
+ * scripts and style attributes anyway, so nothing here writes either. */
 
 export const $ = id => document.getElementById(id);
 

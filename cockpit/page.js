@@ -553,9 +553,19 @@ function startWatch() {
         show("connection", true);
         setTimeout(() => {
             startWatch();
-            refreshAll().catch(problem);
+            resync(1000);
         }, state.watchRetry);
         state.watchRetry = Math.min(state.watchRetry * 2, 10000);
+    });
+}
+
+/* Read everything again after the stream came back, until every read answers: a daemon
+ * that has just started may not have its store open yet. */
+function resync(delay) {
+    refreshAll().catch(error => {
+        problem(error);
+        if (state.watch !== null)
+            setTimeout(() => resync(Math.min(delay * 2, 30000)), delay);
     });
 }
 
