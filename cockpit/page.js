@@ -11,12 +11,15 @@
 import { $, h, fill, show, download } from "./dom.js";
 import { sentence } from "./errors.js";
 import { STATES, TenantSource } from "./tenants.js";
-import { DEFAULT_SOCKET, Varlink, VarlinkError } from "./varlink.js";
+import { DEFAULT_SOCKET, Unreachable, Varlink, VarlinkError } from "./varlink.js";
 
 const PAGE_SIZE = 20;
 const NOTIFICATIONS_SHOWN = 50;
 const MAX_FILE = 1024 * 1024; /* as ctl: a larger file is no license and no response */
-const DEBOUNCE_MS = 150; /* events arriving together (a tenant check) cause one refresh */
+/* Events arriving together cause one refresh, and a burst of them (a tenant check over many
+ * tenants) at most one a second. */
+const DEBOUNCE_MS = 150;
+const REFRESH_INTERVAL_MS = 1000;
 
 function option(name) {
     const value = cockpit.location.options[name];
@@ -34,6 +37,7 @@ const state = {
     selected: option("tenant") || null,
     license: null,
     licenseError: null,
+    licenseFor: null, /* the tenant whose license (or error) was read last */
     licenseSeq: 0,
     status: null,
     nodes: [],
@@ -44,6 +48,7 @@ const state = {
     watchRetry: 1000,
     pending: new Set(),
     timer: null,
+    flushed: 0,
 };
 
 /* -- formatting */
@@ -107,7 +112,7 @@ function renderCluster() {
             h("span", { class: n.online ? "badge state-active" : "badge state-expired" },
               n.online ? "online" : "offline")),
           h("td", { class: "node-last-seen" }, when(n.last_seen),
-            h("span", { class: "muted" }, ` (${ago(n.seconds_since_seen)})`)),
+            n.online ? null : h("span", { class: "muted" }, ` (${ago((Date.now() - Date.parse(n.last_seen)) / 1000)})`)),
           h("td", { class: "node-coordinator" }, n.coordinator ? "coordinator" : ""),
           h("td", {}, n.build || "–"),
           h("td", { class: "mono" }, n.computer_id),
@@ -217,6 +222,7 @@ async function refreshLicense() {
         return; /* another tenant was chosen meanwhile */
     state.license = license;
     state.licenseError = error;
+    state.licenseFor = tenant;
     renderLicense();
 }
 
@@ -229,7 +235,8 @@ function renderLicense() {
     const tenant = state.selected;
     fill("license-tenant", tenant || "no tenant");
     const card = $("license");
-    const lic = state.license && state.license.tenant === tenant ? state.license : null;
+    const current = state.licenseFor === tenant;
+    const lic = current ? state.license : null;
     card.dataset.tenant = tenant || "";
     card.dataset.state = lic ? lic.state : "";
     card.dataset.licenseId = lic ? lic.license_id : "";
@@ -239,7 +246,7 @@ function renderLicense() {
         return;
     }
     if (!lic) {
-        const error = state.licenseError;
+        const error = current ? state.licenseError : null;
         fill(card, error
             ? h("p", { class: error instanceof VarlinkError && error.shortName === "NotActivated" ? "" : "error",
                        id: "license-error" }, message(error))
@@ -358,8 +365,13 @@ function setBusy(busy) {
     renderNotifications();
 }
 
+const STEPS_SHOWN = 200; /* a tenant check over many tenants: its latest steps */
+
 function addStep(step) {
-    $("operation-steps").append(h("li", {}, h("span", { class: "muted" }, `${when(step.at)} `), step.message));
+    const steps = $("operation-steps");
+    steps.append(h("li", {}, h("span", { class: "muted" }, `${when(step.at)} `), step.message));
+    while (steps.children.length > STEPS_SHOWN)
+        steps.firstElementChild.remove();
 }
 
 async function runOperation(title, fn) {
@@ -384,7 +396,8 @@ async function runOperation(title, fn) {
         card.dataset.state = "done";
     } catch (error) {
         fill("operation-error", message(error));
-        card.dataset.error = error instanceof VarlinkError ? error.shortName : "Unreachable";
+        card.dataset.error = error instanceof VarlinkError ? error.shortName
+            : error instanceof Unreachable ? "Unreachable" : "Input";
         card.dataset.state = "failed";
     } finally {
         setBusy(false);
@@ -486,8 +499,8 @@ function installFile() {
         input.value = "";
         if (file.size > MAX_FILE)
             throw new Error(`${file.name} is larger than 1 MiB: it is not a license or response file`);
-        const document = await file.text();
-        const reply = await varlink.call("ImportLicense", { document }, { onReply: streamed });
+        const text = await file.text();
+        const reply = await varlink.call("ImportLicense", { document: text }, { onReply: streamed });
         return outcomeText(reply.outcome, "license imported");
     });
 }
@@ -594,14 +607,17 @@ function onEvent(event) {
 
 function later(what) {
     state.pending.add(what);
-    if (state.timer === null)
-        state.timer = setTimeout(flush, DEBOUNCE_MS);
+    if (state.timer === null) {
+        const wait = Math.max(DEBOUNCE_MS, state.flushed + REFRESH_INTERVAL_MS - Date.now());
+        state.timer = setTimeout(flush, wait);
+    }
 }
 
 function flush() {
     const pending = state.pending;
     state.pending = new Set();
     state.timer = null;
+    state.flushed = Date.now();
     const work = [];
     if (pending.has("tenants"))
         work.push(refreshTenants());
@@ -619,7 +635,7 @@ function problem(error) {
 
 async function refreshAll() {
     await Promise.all([
-        refreshTenants().then(() => refreshLicense()),
+        showLicense(),
         refreshCluster(),
         refreshNotifications(),
     ]);
@@ -629,12 +645,14 @@ async function refreshAll() {
 
 /* -- start */
 
-async function showFirstLicense() {
+/* The tenant list, then the chosen tenant's license: the first tenant's until one is chosen. */
+async function showLicense() {
     const page = await refreshTenants();
-    if (!state.selected && page.tenants.length)
+    if (!state.selected && page.tenants.length) {
         state.selected = page.tenants[0].tenant;
+        renderTenants(page, await source.counts());
+    }
     await refreshLicense();
-    renderTenants(page, await source.counts());
 }
 
 function init() {
@@ -674,8 +692,11 @@ function init() {
             select_(option("tenant"));
     });
 
+    /* How long ago an offline node was last seen grows by itself: no call needed for that. */
+    setInterval(renderCluster, 30000);
+
     startWatch(); /* first, so that nothing happening during the first reads is missed */
-    const loads = [showFirstLicense(), refreshCluster(), refreshNotifications()];
+    const loads = [showLicense(), refreshCluster(), refreshNotifications()];
     Promise.allSettled(loads).then(results => {
         const failed = results.find(r => r.status === "rejected");
         if (failed)

@@ -13,20 +13,27 @@ export const STATES = [
 export class TenantSource {
     constructor(varlink) {
         this.varlink = varlink;
-        this.all = null; /* the last ListTenants reply, sorted by tenant */
+        this.loading = null; /* the ListTenants reply being read or read, sorted by tenant */
     }
 
     /* Forget what was read: the next page reads the daemon again. */
     invalidate() {
-        this.all = null;
+        this.loading = null;
     }
 
-    async load() {
-        if (this.all === null) {
-            const reply = await this.varlink.call("ListTenants", {});
-            this.all = (reply.tenants || []).slice().sort((a, b) => (a.tenant < b.tenant ? -1 : a.tenant > b.tenant ? 1 : 0));
+    load() {
+        if (this.loading === null) {
+            const loading = this.varlink.call("ListTenants", {}).then(
+                reply => (reply.tenants || []).slice()
+                        .sort((a, b) => (a.tenant < b.tenant ? -1 : a.tenant > b.tenant ? 1 : 0)),
+                error => {
+                    if (this.loading === loading)
+                        this.loading = null; /* the next look tries again */
+                    throw error;
+                });
+            this.loading = loading;
         }
-        return this.all;
+        return this.loading;
     }
 
     /* How many tenants are in each state, and in total. */

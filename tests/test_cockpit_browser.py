@@ -540,14 +540,24 @@ def test_many_tenants_paged_and_filtered_activation_with_a_key_and_the_tenant_ch
     page.screenshot("tenant-check")
 
 
-def test_without_a_daemon_the_page_says_so_and_errors_read_as_for_ctl(
-    cockpit: CockpitWs, page: Page, tmp_path: Path
+def test_without_a_daemon_the_page_says_so_then_finds_it_and_errors_read_as_for_ctl(
+    portal: PortalProcess, daemon_factory: DaemonFactory, cockpit: CockpitWs, page: Page, tmp_path: Path
 ) -> None:
-    absent = str(tmp_path / "absent" / "io.paragon.License")
+    absent = str(tmp_path / "later" / "io.paragon.License")
     page.open(cockpit.page_url(absent))
     page.wait(lambda: page.element("connection").is_displayed(), "the connection problem")
     assert f"The daemon does not answer on {absent}" in page.text("connection")
     page.screenshot("no-daemon")
+
+    # The daemon starts after the page was opened: the page finds it by itself.
+    portal.add_order("KEY-LATER", TENANT)
+    node = daemon_factory(portal, config={"control": {"socket": absent}}, start=False)
+    node.socket = absent
+    start_and_settle(node)
+    node.ctl("license", "activate", "--key", "KEY-LATER", check=True)
+    page.wait_license("the license of the daemon started later", tenant=TENANT, state="active")
+    page.wait(lambda: not page.element("connection").is_displayed(), "the connection problem gone")
+    page.screenshot("daemon-found")
 
     # Every error's sentence on the page is ctl's (common/interface/errors.py).
     sample: dict[str, Any] = {
