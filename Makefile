@@ -33,12 +33,13 @@ lint: venv
 unit: venv
 	scripts/ensure-postgres
 	scripts/ensure-chromium
+	scripts/ensure-cockpit
 	scripts/ensure-deb-tools
 	scripts/ensure-prometheus
 	$(BIN)/pytest
 
-# dist/paragon-licensed_VERSION_ARCH.deb for Debian 12 (docs/install.md); installs
-# the Debian build tools it needs.
+# dist/paragon-licensed_VERSION_ARCH.deb and dist/cockpit-paragon-licensed_VERSION_all.deb
+# for Debian 12 (docs/install.md); installs the Debian build tools it needs.
 deb:
 	scripts/build-deb --out dist
 

@@ -44,6 +44,7 @@ class Cluster:
         self._wake = anyio.Event()
         self.new_node = False
         self.previous_node: node_q.NodeRow | None = None
+        self._membership: tuple[frozenset[str], str | None] | None = None  # online nodes, coordinator
 
     @property
     def is_coordinator(self) -> bool:
@@ -98,6 +99,7 @@ class Cluster:
             failures = 0
             went_back = snapshot.full and bool(app.view.snapshot.store_id)
             await app.apply_snapshot(snapshot)
+            self._report_membership()
             try:
                 if went_back:
                     await app.startup.check_marker()
@@ -106,6 +108,25 @@ class Cluster:
             except StoreUnavailableError as exc:
                 log.warning("store unavailable after the heartbeat", reason=exc)  # the next beat reports it
             await anyio.sleep(interval)
+
+    def _report_membership(self) -> None:
+        """Tell watchers when a node falls silent or comes back, and when the coordinator changes
+        elsewhere: only the heartbeat notices these, no call does. This node's own take-over and
+        step-down are reported where they happen."""
+        view = self.app.view
+        online = frozenset(n.name for n in view.node_list() if n.online)
+        coordinator = view.coordinator()
+        previous, self._membership = self._membership, (online, coordinator)
+        if previous is None:
+            return
+        was_online, was_coordinator = previous
+        changes = [f"node {name} is offline" for name in sorted(was_online - online)]
+        changes += [f"node {name} is online" for name in sorted(online - was_online)]
+        if changes:
+            self.app.events.emit("nodes_changed", "; ".join(changes))
+        if coordinator != was_coordinator and self.app.node not in (coordinator, was_coordinator):
+            message = f"{coordinator} is the coordinator" if coordinator else "no node is the coordinator"
+            self.app.events.emit("coordinator_changed", message)
 
     def _beat(self, tx: Tx, since: tuple[str, int] | None) -> Snapshot:
         if not node_q.heartbeat(tx, self.app.node):

@@ -325,6 +325,16 @@ def test_a_joining_node_triggers_reactivation_once_every_node_is_online(
         cluster.wait_online(set(ALL))
         same_state_everywhere(cluster, "active")
         states = [e.get("state") for e in watcher.seen() if e["kind"] == "state_changed"]
+        # The heartbeat tells watchers of each node coming online (a page needs no polling).
+        joined = [f"node {newcomer.name} is online", f"node {other.name} is online"]
+        wait_for(
+            lambda: all(
+                any(e["kind"] == "nodes_changed" and text in e["message"] for e in watcher.seen())
+                for text in joined
+            ),
+            30,
+            what=f"nodes_changed events {joined}",
+        )
     assert "needs_reactivation" in states, states
     assert "active" in states[states.index("needs_reactivation") :], states
 

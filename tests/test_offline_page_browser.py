@@ -8,23 +8,21 @@ Screenshots of both states are left in the test's temporary folder
 (``offline-page-downloaded.png``, ``offline-page-error.png``).
 
 Debian's ``chromium`` and ``chromium-driver`` are installed by ``scripts/ensure-chromium``
-(``make unit`` runs it), the Python bindings come with the ``test`` extra.
+(``make unit`` runs it), the Python bindings come with the ``test`` extra; the browser is
+started by ``support/browser.py``.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
+from support.browser import chromium, finished_download
 from support.licenses import TENANT, DaemonFactory
 from support.portal import PortalProcess
 
@@ -33,8 +31,6 @@ from paragon_licensed import licensefile as lf
 pytest_plugins = ["support.portal", "support.licenses"]
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 WAIT = 30.0  # seconds a browser state may take to appear
 
 
@@ -48,50 +44,8 @@ def downloads(tmp_path: Path) -> Path:
 @pytest.fixture
 def browser(tmp_path: Path, downloads: Path) -> Iterator[WebDriver]:
     """Headless Chromium saving downloads into ``downloads`` without asking."""
-    for program in (CHROMIUM, CHROMEDRIVER):
-        assert shutil.which(program), f"{program} is missing: scripts/ensure-chromium installs it"
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    arguments = [
-        "--headless=new",
-        "--window-size=1000,900",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-        "--disable-dev-shm-usage",
-        "--disable-gpu",
-        "--no-first-run",
-        "--no-default-browser-check",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--no-proxy-server",
-    ]
-    if os.geteuid() == 0:
-        arguments.append("--no-sandbox")  # Chromium refuses to start its sandbox as root
-    for argument in arguments:
-        options.add_argument(argument)
-    options.add_experimental_option(
-        "prefs",
-        {
-            "download.default_directory": str(downloads),
-            "download.prompt_for_download": False,
-            "download.directory_upgrade": True,
-        },
-    )
-    # The driver's path is given, so Selenium looks nothing up and downloads nothing.
-    service = Service(executable_path=CHROMEDRIVER, log_output=str(tmp_path / "chromedriver.log"))
-    driver = webdriver.Chrome(options=options, service=service)
-    try:
+    with chromium(tmp_path, downloads) as driver:
         yield driver
-    finally:
-        driver.quit()
-
-
-def finished_download(folder: Path, name: str) -> Path | None:
-    """``folder/name`` once it is the folder's only entry: Chromium writes a hidden temporary
-    file, then ``name.crdownload``, and renames that when the download is complete."""
-    entries = list(folder.iterdir())
-    if [entry.name for entry in entries] == [name] and entries[0].stat().st_size > 0:
-        return entries[0]
-    return None
 
 
 def upload(browser: WebDriver, page: str, file: Path) -> None:

@@ -100,9 +100,22 @@ def test_packaged_build_file_is_the_package_version(packages: Packages, tmp_path
 
 
 def test_lintian_reports_no_errors(packages: Packages) -> None:
-    result = run(["lintian", "--fail-on", "error,warning", packages.current], check=False)
+    result = run(["lintian", "--fail-on", "error,warning", packages.current, packages.cockpit], check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert not re.search(r"^[EW]: ", result.stdout, re.M), result.stdout
+
+
+def test_the_cockpit_page_is_a_package_of_its_own(packages: Packages) -> None:
+    """cockpit/ as it is, where Cockpit finds packages, for every architecture (docs/cockpit.md)."""
+    assert deb_field(packages.cockpit, "Architecture") == "all"
+    assert deb_field(packages.cockpit, "Version") == packages.version
+    depends = deb_field(packages.cockpit, "Depends")
+    assert "cockpit-bridge" in depends
+    assert f"{PACKAGE} (>= {packages.version})" in depends
+    page = sorted(f"/usr/share/cockpit/{PACKAGE}/{f.name}" for f in (REPO / "cockpit").iterdir())
+    shipped = deb_files(packages.cockpit)
+    assert sorted(f for f in shipped if f.startswith("/usr/share/cockpit/")) == page
+    assert not [f for f in deb_files(packages.current) if "cockpit" in f]
 
 
 # --- install, activate, upgrade, purge -----------------------------------------------

@@ -2,10 +2,12 @@
 
 ``packages`` builds ``paragon-licensed`` twice with ``scripts/build-deb``: as the
 version in debian/changelog (N) and as the next one (N+1, the same source), for the
-upgrade. ``DebianRoot`` is a minimal Debian 12 made by mmdebstrap in which the tests
-run apt and the programs with chroot(8). Nothing is mounted in it and no init is ever
-started there (systemd's boot-time clean-up would empty the host's /tmp): the daemon
-runs directly, as systemd would run it, and talks to a portal on the host's loopback.
+upgrade; the build of N also makes the Cockpit page's package,
+``cockpit-paragon-licensed``. ``DebianRoot`` is a minimal Debian 12 made by mmdebstrap
+in which the tests run apt and the programs with chroot(8). Nothing is mounted in it
+and no init is ever started there (systemd's boot-time clean-up would empty the host's
+/tmp): the daemon runs directly, as systemd would run it, and talks to a portal on the
+host's loopback.
 
 Use the fixtures with ``pytest_plugins = ["support.package"]``.
 
@@ -87,6 +89,7 @@ def deb_files(deb: Path) -> list[str]:
 class Packages:
     current: Path  # version N, from debian/changelog
     next: Path  # version N+1, the same source
+    cockpit: Path  # cockpit-paragon-licensed, version N
     version: str
     next_version: str
     build_seconds: float  # building N
@@ -105,6 +108,7 @@ def packages(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Packages]:
     yield Packages(
         current=out / f"{PACKAGE}_{version}_{arch}.deb",
         next=out / f"{PACKAGE}_{next_version(version)}_{arch}.deb",
+        cockpit=out / f"cockpit-{PACKAGE}_{version}_all.deb",
         version=version,
         next_version=next_version(version),
         build_seconds=build_seconds,
