@@ -39,6 +39,7 @@ const state = {
     licenseError: null,
     licenseFor: null, /* the tenant whose license (or error) was read last */
     licenseSeq: 0,
+    facts: null, /* the selected tenant's ListTenants entry: state, reason, grace */
     status: null,
     nodes: [],
     notifications: [],
@@ -154,10 +155,10 @@ function blockers() {
 /* -- tenants: a page at a time, filtered by state */
 
 async function refreshTenants() {
-    source.invalidate();
     const cursor = state.cursors[state.cursors.length - 1];
+    const offset = (state.cursors.length - 1) * PAGE_SIZE;
     const [page, counts] = await Promise.all([
-        source.page({ state: state.filter || null, cursor, limit: PAGE_SIZE }),
+        source.page({ state: state.filter || null, cursor, limit: PAGE_SIZE, offset }),
         source.counts(),
     ]);
     if (!page.tenants.length && state.cursors.length > 1) { /* the page emptied: back to the first */
@@ -213,22 +214,28 @@ async function refreshLicense() {
     }
     let license = null;
     let error = null;
+    let facts = null;
     try {
-        license = (await varlink.call("GetLicense", { tenant })).license;
+        [license, facts] = await Promise.all([
+            varlink.call("GetLicense", { tenant }).then(reply => reply.license),
+            source.one(tenant),
+        ]);
     } catch (exc) {
         error = exc;
+        facts = await source.one(tenant).catch(() => null);
     }
     if (seq !== state.licenseSeq)
         return; /* another tenant was chosen meanwhile */
+    state.facts = facts;
     state.license = license;
     state.licenseError = error;
     state.licenseFor = tenant;
     renderLicense();
 }
 
+/* The tenant's state, reason, days left and grace (its ListTenants entry). */
 function tenantFacts(tenant) {
-    const tenants = (state.status && state.status.tenants) || [];
-    return tenants.find(t => t.tenant === tenant) || null;
+    return state.facts && state.facts.tenant === tenant ? state.facts : null;
 }
 
 function renderLicense() {
