@@ -261,7 +261,7 @@ class Licensing:
             tenant_q.record_offline_request(tx, request_id, tenant, f"online:{cause}", recorded)
 
         if not call.tracked:  # a tenant check's item is its pending record already
-            await app.db.write(pending, fence=app.cluster.fence())
+            await app.group_commit.write(pending, fence=app.cluster.fence())
         try:
             answer = await app.portal.post(call.path, call.body, what=cause, guard=app.cluster.fence)
         except (PortalRejected, PortalUnreachable) as exc:
