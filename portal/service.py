@@ -102,14 +102,18 @@ class PortalService:
         """``current_license`` for each installation asked about, in order, from one snapshot;
         ``current`` is None where there is no license (instead of ``not_found``)."""
         with self.db.read() as tx:
-            return [
+            found = tx.current_licenses([ref.integrity_key for ref in query.tenants])
+        answer = []
+        for ref in query.tenants:
+            tenant, current = found.get(ref.integrity_key, (None, None))
+            answer.append(
                 {
                     "tenant_id": ref.tenant_id,
                     "integrity_key": ref.integrity_key,
-                    "current": _current(tx, ref.tenant_id, ref.integrity_key),
+                    "current": current if tenant == ref.tenant_id else None,
                 }
-                for ref in query.tenants
-            ]
+            )
+        return answer
 
     # The calls ---------------------------------------------------------------------------
 
