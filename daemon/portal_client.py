@@ -64,6 +64,10 @@ class _BadAnswer(_Transient):
     """Not an answer of the portal API (not JSON, too large): repeated at most once."""
 
 
+class _Missing(Exception):
+    """404 or 405 to a call the portal may not know (an endpoint newer than the portal)."""
+
+
 class PortalClient:
     def __init__(self, config: PortalConfig) -> None:
         self.config = config
@@ -104,6 +108,14 @@ class PortalClient:
     async def get(self, path: str, query: dict[str, str], what: str) -> dict[str, Any]:
         return await self._call("GET", f"{path}?{urllib.parse.urlencode(query)}", None, "", what)
 
+    async def query(self, path: str, body: dict[str, Any], what: str) -> dict[str, Any] | None:
+        """POST a read (no request_id, retried like any call); None when the portal does not
+        have the endpoint: it answers 404 or 405, whatever the body."""
+        try:
+            return await self._call("POST", path, json.dumps(body).encode(), "", what, missing_ok=True)
+        except _Missing:
+            return None
+
     async def _call(
         self,
         method: str,
@@ -112,6 +124,7 @@ class PortalClient:
         request_id: str,
         what: str,
         guard: Callable[[], object] | None = None,
+        missing_ok: bool = False,
     ) -> dict[str, Any]:
         started = time.monotonic()
         attempt = bad_answers = 0
@@ -124,7 +137,8 @@ class PortalClient:
                 guard()
             left = config.deadline - (time.monotonic() - started)
             try:
-                answer = await self._attempt(method, url + path, body, max(0.1, min(config.timeout, left)))
+                timeout = max(0.1, min(config.timeout, left))
+                answer = await self._attempt(method, url + path, body, timeout, missing_ok)
             except _Transient as exc:
                 bad_answers += isinstance(exc, _BadAnswer)
                 if bad_answers >= BAD_ANSWER_ATTEMPTS:
@@ -149,7 +163,9 @@ class PortalClient:
                 return answer.body
             raise PortalRejected(code=_code(answer), message=_message(answer))
 
-    async def _attempt(self, method: str, url: str, body: bytes | None, timeout: float) -> Answer:
+    async def _attempt(
+        self, method: str, url: str, body: bytes | None, timeout: float, missing_ok: bool = False
+    ) -> Answer:
         """One exchange in a worker thread; at the deadline its socket is shut, ending the thread."""
         abort = Abort()
         transport = self._transport
@@ -180,6 +196,8 @@ class PortalClient:
                 if not finished:  # timed out or cancelled: the abandoned thread must not go on
                     abort.abort()
                 self.observe(time.monotonic() - began, finished)
+        if missing_ok and reply.status in (404, 405):
+            raise _Missing()
         return _answer(reply, self.url)
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
