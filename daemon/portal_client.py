@@ -11,11 +11,13 @@ final. Text from the portal is cleaned before anyone stores, logs or prints it.
 All attempts of one call carry the same ``request_id``, so the portal answers a
 retry with the result it already gave. The configuration is read at each
 attempt, so a reload reaches the retries of a running call.
+
+The HTTP stack (``portal_http``, http.client, the TLS trust store) is loaded at the
+first call: a node that never calls the portal does not hold it in memory.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import random
 import ssl
@@ -23,7 +25,7 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.to_thread
@@ -31,7 +33,6 @@ import anyio.to_thread
 from paragon_licensed import text
 from paragon_licensed.daemon import log
 from paragon_licensed.daemon.config import PortalConfig
-from paragon_licensed.daemon.portal_http import Abort, Reply, TooLarge, Transport
 from paragon_licensed.interface.errors import (
     PortalBadAnswer,
     PortalNotConfigured,
@@ -39,6 +40,9 @@ from paragon_licensed.interface.errors import (
     PortalRejected,
     PortalUnreachable,
 )
+
+if TYPE_CHECKING:
+    from paragon_licensed.daemon.portal_http import Reply, Transport
 
 _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 _CODE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
@@ -72,13 +76,15 @@ class PortalClient:
     def __init__(self, config: PortalConfig) -> None:
         self.config = config
         self._limiter = anyio.CapacityLimiter(config.max_concurrency)
-        self._transport = self._make_transport(config)
+        self._transport: Transport | None = None  # made at the first call
         self.calls = 0
         # Told each attempt's duration and whether it was answered (the daemon's metrics).
         self.observe: Callable[[float, bool], None] = lambda seconds, answered: None
 
     @staticmethod
     def _make_transport(config: PortalConfig) -> Transport:
+        from paragon_licensed.daemon.portal_http import Transport
+
         return Transport(config.ca_bundle, config.timeout, config.max_response)
 
     def reconfigure(self, config: PortalConfig) -> None:
@@ -88,7 +94,7 @@ class PortalClient:
             self.config.timeout,
             self.config.max_response,
         ):
-            self._transport = self._make_transport(config)
+            self._transport = None  # made again, with the new settings, at the next attempt
         self._limiter.total_tokens = config.max_concurrency
         self.config = config
 
@@ -167,8 +173,20 @@ class PortalClient:
         self, method: str, url: str, body: bytes | None, timeout: float, missing_ok: bool = False
     ) -> Answer:
         """One exchange in a worker thread; at the deadline its socket is shut, ending the thread."""
+        import http.client
+
+        from paragon_licensed.daemon.portal_http import Abort, TooLarge
+
         abort = Abort()
         transport = self._transport
+        if transport is None:
+            try:
+                transport = self._transport = self._make_transport(self.config)
+            except (OSError, ssl.SSLError) as exc:  # the trust store, read now
+                reason = text.clean(_describe(exc), 200)
+                raise PortalUnreachable(
+                    url=self.url, reason=f"cannot load the CA certificates (portal.ca_bundle): {reason}"
+                ) from None
         self.calls += 1
         finished = False
         async with self._limiter:
