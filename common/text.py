@@ -11,7 +11,10 @@ ctl imports it.
 from __future__ import annotations
 
 import re
-from typing import Final
+
+TYPE_CHECKING = False  # ctl imports this module: typing would cost it milliseconds at every start
+if TYPE_CHECKING:
+    from typing import Final
 
 MAX_TEXT: Final = 2048  # characters of outside text kept; a portal's detail is a sentence or two
 

@@ -6,13 +6,14 @@ still a dependency) and checked against the rules below.
 
 What the installed programs really load is checked in new processes: the daemon's
 modules when imported, a running idle daemon (its ``sys.modules`` read from inside,
-``support.modules``).
+``support.modules``), and ctl after a few commands.
 """
 
 from __future__ import annotations
 
 import ast
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -161,3 +162,47 @@ def test_run_with_other_arguments_is_still_clicks() -> None:
     wrong = subprocess.run([DAEMON, "run", "--nope"], capture_output=True, text=True, timeout=60)
     assert wrong.returncode == 2
     assert "No such option '--nope'" in wrong.stderr
+
+
+@pytest.mark.e2e
+def test_ctl_loads_only_the_standard_library_and_its_own_modules(tmp_path: Path) -> None:
+    from support.daemon import DaemonProcess
+    from support.modules import in_a_fresh_interpreter
+
+    daemon = DaemonProcess(tmp_path, config={"tenants": [{"id": "default"}]})
+    daemon.start()
+    try:
+        run_ctl = (
+            "from paragon_licensed.cli import main\n"
+            "sys.argv = ['paragon-licensed', 'ctl', '--socket', *sys.argv[1:]]\n"
+            "main()"
+        )
+        commands = {
+            verb: in_a_fresh_interpreter(run_ctl, daemon.socket, *verb)
+            for verb in (("status",), ("check",), ("identity",), ("license", "info"))
+        }
+    finally:
+        daemon.stop()
+    bare = in_a_fresh_interpreter("pass")
+    ours = {
+        "paragon_licensed",
+        "paragon_licensed.cli",
+        "paragon_licensed.ctl",
+        "paragon_licensed.text",
+        "paragon_licensed.interface",
+        "paragon_licensed.interface.errors",
+    }
+    for verb, names in commands.items():
+        assert "paragon_licensed.ctl.main" in names, verb
+        outside = sorted(
+            n
+            for n in names - bare
+            if n.split(".")[0] not in sys.stdlib_module_names
+            and n not in ours
+            and not n.startswith("paragon_licensed.ctl.")
+        )
+        assert outside == [], verb
+        # Nor the standard library's heavier parts that ctl has no use for.
+        assert loaded(names, ("shutil", "dataclasses", "inspect", "http", "email", "asyncio")) == [], verb
+    # The monitoring plugin, run every few seconds, does not even load typing.
+    assert "typing" not in commands[("check",)]
