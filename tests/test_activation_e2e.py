@@ -334,8 +334,17 @@ def test_history_lists_every_attempt_with_request_id_and_actor(
     request = tmp_path / "request.txt"
     response = tmp_path / "response.txt"
     ctl_ok(node, "license", "reactivate", "--offline", "--out", str(request))
-    portal.cli("offline", "process", "--db", str(portal.db_path), "--key", str(portal.key_path),
-               str(request), "--out", str(response))
+    portal.cli(
+        "offline",
+        "process",
+        "--db",
+        str(portal.db_path),
+        "--key",
+        str(portal.key_path),
+        str(request),
+        "--out",
+        str(response),
+    )
     ctl_ok(node, "license", "import", str(response))
     garbage = tmp_path / "garbage.lic"
     garbage.write_text("not a license\n")
@@ -384,4 +393,3 @@ def test_history_lists_every_attempt_with_request_id_and_actor(
     assert failed_imports[0]["request_id"]
     assert me in failed_imports[0]["actor"]
     assert "malformed" in failed_imports[0]["detail"] or "malformed" in failed_imports[0]["outcome"]
-
