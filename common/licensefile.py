@@ -4,7 +4,9 @@ The format is documented in docs/portal-api.md, "The license file".
 
 Shared by the reference portal, which signs, and the daemon, which verifies. It also
 reads and writes the offline request and response files. It imports only the standard
-library, msgspec and cryptography, so both sides can use it without pulling in either one.
+library, msgspec and cryptography, so both sides can use it without pulling in either one;
+cryptography (about 9 MB of memory) only when a key is read or a signature made or checked,
+so a daemon with no license and no key to read does not load it.
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, get_args
 
 import msgspec
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 FORMAT: Final = 1
 ALG: Final = "ed25519"
@@ -203,12 +205,18 @@ def decode_payload(data: bytes) -> Payload:
 
 def key_id(public_key: Ed25519PublicKey) -> str:
     """The key ID: the first 16 hex digits of SHA-256 over the raw 32-byte public key."""
+    from cryptography.hazmat.primitives import serialization
+
     raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return hashlib.sha256(raw).hexdigest()[:16]
 
 
 def load_public_key(path: str | os.PathLike[str]) -> Ed25519PublicKey:
     """Read one PEM SubjectPublicKeyInfo Ed25519 public key, or raise ``KeyFileError``."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     try:
         key = serialization.load_pem_public_key(Path(path).read_bytes())
     except OSError as exc:
@@ -237,6 +245,10 @@ def load_public_keys(patterns: Iterable[str | os.PathLike[str]]) -> dict[str, Ed
 
 def load_private_key(path: str | os.PathLike[str]) -> Ed25519PrivateKey:
     """Read an unencrypted PKCS8 PEM Ed25519 private key, or raise ``KeyFileError``."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     try:
         key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
     except OSError as exc:
@@ -250,6 +262,8 @@ def load_private_key(path: str | os.PathLike[str]) -> Ed25519PrivateKey:
 
 def private_key_pem(private_key: Ed25519PrivateKey) -> bytes:
     """The unencrypted PKCS8 PEM form of a private key (deterministic for Ed25519)."""
+    from cryptography.hazmat.primitives import serialization
+
     return private_key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -259,6 +273,8 @@ def private_key_pem(private_key: Ed25519PrivateKey) -> bytes:
 
 def public_key_pem(public_key: Ed25519PublicKey) -> bytes:
     """The PEM SubjectPublicKeyInfo form of a public key."""
+    from cryptography.hazmat.primitives import serialization
+
     return public_key.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -291,6 +307,8 @@ def generate_keypair(out_dir: str | os.PathLike[str]) -> str:
 
     Raises ``FileExistsError`` rather than replacing an existing ``portal.key``.
     """
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     directory = Path(out_dir)
     directory.mkdir(parents=True, exist_ok=True)
     private_key = Ed25519PrivateKey.generate()
@@ -371,6 +389,8 @@ def inspect(text: str, keys: Mapping[str, Ed25519PublicKey]) -> Payload:
     public_key = keys.get(envelope.kid)
     if public_key is None:
         raise LicenseRejected("unknown_kid", f"no public key with kid {envelope.kid!r}")
+    from cryptography.exceptions import InvalidSignature  # loaded with the key already
+
     try:
         public_key.verify(signature, SIGNING_CONTEXT + data)
     except InvalidSignature:

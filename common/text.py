@@ -10,19 +10,40 @@ ctl imports it.
 
 from __future__ import annotations
 
+import functools
 import re
-from typing import Final
+
+TYPE_CHECKING = False  # ctl imports this module: typing would cost it milliseconds at every start
+if TYPE_CHECKING:
+    from typing import Final
 
 MAX_TEXT: Final = 2048  # characters of outside text kept; a portal's detail is a sentence or two
 
+# Character sets as translation tables, not regular expressions: compiling a class with
+# ranges above U+00FF costs milliseconds, which ctl would pay at every start.
 # C0 controls, DEL, C1 controls, and the Unicode format characters that reorder or hide text.
-_CONTROL: Final = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
-# An escape sequence (CSI ... final byte, or OSC ... BEL/ST) goes as a whole, not byte by byte.
-_SEQUENCE: Final = re.compile(
-    r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x9b[0-?]*[ -/]*[@-~]"
+_CONTROL: Final = (
+    (0x00, 0x1F),
+    (0x7F, 0x9F),
+    (0x200B, 0x200F),
+    (0x202A, 0x202E),
+    (0x2066, 0x2069),
+    (0xFEFF, 0xFEFF),
 )
+_TO_SPACE: Final = {c: " " for low, high in _CONTROL for c in range(low, high + 1)}
 # What ctl shows escaped: controls except newline and tab (its own tables and sentences use them).
-_UNPRINTABLE: Final = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_UNPRINTABLE: Final = ((0x00, 0x08), (0x0B, 0x1F), (0x7F, 0x9F), (0x202A, 0x202E), (0x2066, 0x2069))
+_ESCAPED: Final = {
+    c: chr(c).encode("unicode_escape").decode("ascii")
+    for low, high in _UNPRINTABLE
+    for c in range(low, high + 1)
+}
+
+
+@functools.cache
+def _sequence() -> re.Pattern[str]:
+    """An escape sequence (CSI ... final byte, or OSC ... BEL/ST): it goes as a whole, not byte by byte."""
+    return re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x9b[0-?]*[ -/]*[@-~]")
 
 
 def clean(text: object, limit: int = MAX_TEXT) -> str:
@@ -30,8 +51,8 @@ def clean(text: object, limit: int = MAX_TEXT) -> str:
     value = text if isinstance(text, str) else str(text)
     if len(value) > 4 * limit:  # never scan megabytes for a sentence's worth
         value = value[: 4 * limit]
-    value = _SEQUENCE.sub("", value)
-    value = _CONTROL.sub(" ", value)
+    if not value.isprintable():  # else there is no control character, nor a sequence's ESC
+        value = _sequence().sub("", value).translate(_TO_SPACE)
     value = " ".join(value.split())
     if len(value) > limit:
         value = value[: limit - 1].rstrip() + "…"
@@ -40,6 +61,6 @@ def clean(text: object, limit: int = MAX_TEXT) -> str:
 
 def visible(text: str) -> str:
     """The text with every control character a terminal would act on shown as an escape."""
-    if not _UNPRINTABLE.search(text):
+    if text.isprintable():
         return text
-    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+    return text.translate(_ESCAPED)

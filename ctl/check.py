@@ -9,12 +9,14 @@ With --json the same report is one JSON document, errors included.
 
 from __future__ import annotations
 
-from typing import Any
-
 from paragon_licensed.ctl.client import Busy, ConfigUnreadable, TooLarge, Unreachable
 from paragon_licensed.ctl.main import Context
 from paragon_licensed.ctl.output import date, emit_json, human, out
 from paragon_licensed.interface.errors import VarlinkError
+
+TYPE_CHECKING = False  # typing costs ctl a few milliseconds at every start
+if TYPE_CHECKING:
+    from typing import Any
 
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 LABELS = ("OK", "WARNING", "CRITICAL", "UNKNOWN")

@@ -9,14 +9,15 @@ backlog is waited out briefly with a blocking connect, not reported at once.
 
 from __future__ import annotations
 
+# The socket module's C core: the module itself turns hundreds of constants into enums
+# at import, a few milliseconds of every ctl start, and ctl needs none of them.
+import _socket as socket
 import errno
 import json
 import os
-import socket
 import struct
 import time
 from collections.abc import Iterator
-from typing import Any, NamedTuple
 
 from paragon_licensed.interface.errors import (
     EXIT_BUSY,
@@ -26,6 +27,10 @@ from paragon_licensed.interface.errors import (
     VarlinkError,
     error_from_reply,
 )
+
+TYPE_CHECKING = False  # typing itself costs ctl a few milliseconds at every start
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_SOCKET = "/run/paragon-licensed/io.paragon.License"
 DEFAULT_MAX_MESSAGE = 1024 * 1024  # the daemon's control.max_message unless the configuration says
@@ -179,18 +184,31 @@ def _connect(path: str, patience: float) -> socket.socket:
         pause = min(pause * 2, 0.2)
 
 
-class Endpoint(NamedTuple):
+class Endpoint:
     """Where ctl finds the daemon, and why there: shown when the daemon cannot be reached.
 
-    A NamedTuple, not a dataclass: importing dataclasses (and inspect) costs ctl about
-    10 ms at every start.
+    A plain class: a dataclass (dataclasses and inspect) or a NamedTuple (typing) would
+    cost ctl milliseconds of imports at every start.
     """
 
-    socket: str
-    source: str  # "--socket", "$PARAGON_LICENSED_SOCKET", "control.socket in FILE", "the default"
-    max_message: int = DEFAULT_MAX_MESSAGE
-    portal_url: str = ""
-    config: str | None = None  # the configuration file read, if any
+    __slots__ = ("config", "max_message", "portal_url", "socket", "source")
+
+    def __init__(
+        self,
+        socket: str,
+        source: str,  # "--socket", "$PARAGON_LICENSED_SOCKET", "control.socket in FILE", "the default"
+        max_message: int = DEFAULT_MAX_MESSAGE,
+        portal_url: str = "",
+        config: str | None = None,  # the configuration file read, if any
+    ) -> None:
+        self.socket = socket
+        self.source = source
+        self.max_message = max_message
+        self.portal_url = portal_url
+        self.config = config
+
+    def __repr__(self) -> str:
+        return f"Endpoint({self.socket!r}, {self.source!r})"
 
 
 def endpoint(explicit: str | None, config: str | None) -> Endpoint:

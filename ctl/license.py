@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 import sys
 import urllib.parse
-from typing import Any
 
 from paragon_licensed.ctl.main import Context
 from paragon_licensed.ctl.output import date, emit_json, err, fields, human, out, table, when
 from paragon_licensed.interface.errors import EXIT_USAGE
+
+TYPE_CHECKING = False  # typing costs ctl a few milliseconds at every start
+if TYPE_CHECKING:
+    from typing import Any
 
 MAX_FILE = 1024 * 1024
 

@@ -8,12 +8,11 @@ runs; this module and the client use the standard library alone, so that
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import os
 import sys
-import typing
 from collections.abc import Callable
-from typing import Any
 
 from paragon_licensed.ctl.client import (
     Busy,
@@ -26,6 +25,14 @@ from paragon_licensed.ctl.client import (
 )
 from paragon_licensed.ctl.output import err
 from paragon_licensed.interface.errors import EXIT_UNREACHABLE, EXIT_USAGE, VarlinkError
+
+TYPE_CHECKING = False  # typing itself costs ctl a few milliseconds at every start
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
+
+# argparse asks gettext for a translation of each of its phrases, and gettext looks for
+# catalogue files on disk each time; ctl speaks English, and Python ships no catalogue.
+argparse._ = str  # type: ignore[attr-defined]
 
 # (command words) -> (module, function, varlink method it calls): the table a test checks
 # against the interface file, so every method has a command.
@@ -103,7 +110,16 @@ def _tenant(parser: argparse.ArgumentParser) -> None:
 
 
 class _HelpFormatter(argparse.HelpFormatter):
-    """The look of `paragon-licensed --help`: "Usage:", then "Options:" and "Commands:" sections."""
+    """The look of `paragon-licensed --help`: "Usage:", then "Options:" and "Commands:" sections.
+
+    argparse makes a formatter at every add_argument; the terminal's width is read once,
+    without importing shutil for it.
+    """
+
+    def __init__(
+        self, prog: str, indent_increment: int = 2, max_help_position: int = 24, width: int | None = None
+    ) -> None:
+        super().__init__(prog, indent_increment, max_help_position, width or _columns() - 2)
 
     def add_usage(self, usage: Any, actions: Any, groups: Any, prefix: str | None = None) -> None:
         super().add_usage(usage, actions, groups, "Usage: " if prefix is None else prefix)
@@ -111,6 +127,21 @@ class _HelpFormatter(argparse.HelpFormatter):
     def start_section(self, heading: str | None) -> None:
         titles = {"options": "Options", "positional arguments": "Commands"}
         super().start_section(titles.get(heading or "", heading))
+
+
+@functools.cache
+def _columns() -> int:
+    """The terminal's width as shutil.get_terminal_size() finds it: $COLUMNS, else stdout's, else 80."""
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
 
 
 def _parser(**kwargs: Any) -> argparse.ArgumentParser:
@@ -242,7 +273,7 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> typing.NoReturn:
+    def error(self, message: str) -> NoReturn:
         raise UsageError(self, message)
 
 

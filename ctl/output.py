@@ -11,9 +11,12 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 from paragon_licensed.text import visible
+
+TYPE_CHECKING = False  # typing costs ctl a few milliseconds at every start
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def emit_json(document: Any) -> None:

@@ -14,7 +14,7 @@ import socket
 import time
 import weakref
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
@@ -36,7 +36,7 @@ from paragon_licensed.daemon.licensing import Licensing
 from paragon_licensed.daemon.localcopy import LocalCopies
 from paragon_licensed.daemon.localstate import LocalState
 from paragon_licensed.daemon.mailer import Mailer
-from paragon_licensed.daemon.metrics import Metrics, MetricsListenError
+from paragon_licensed.daemon.nometrics import NoMetrics
 from paragon_licensed.daemon.notify import notification_to_wire
 from paragon_licensed.daemon.portal_client import PortalClient
 from paragon_licensed.daemon.reactivator import Reactivator
@@ -52,6 +52,9 @@ from paragon_licensed.daemon.tenant_check import TenantCheck
 from paragon_licensed.daemon.verifier import Verifier
 from paragon_licensed.daemon.view import View, read_snapshot
 from paragon_licensed.licensefile import KeyFileError
+
+if TYPE_CHECKING:
+    from paragon_licensed.daemon.metrics import Metrics
 
 SWEEP_INTERVAL = 30.0
 STORE_WAIT = 3.0
@@ -83,7 +86,11 @@ class Daemon:
         self.reactivator = Reactivator(self)
         self.tenant_check = TenantCheck(self)
         self.mailer = Mailer(self)
-        self.metrics = Metrics(self)
+        self.metrics: Metrics | NoMetrics = NoMetrics()
+        if config.metrics.listen:  # prometheus_client only on a node that serves metrics
+            from paragon_licensed.daemon.metrics import Metrics
+
+            self.metrics = Metrics(self)
         self.portal.observe = self.metrics.portal_attempt
         # Weak: a tenant's lock lives while someone holds or awaits it, not forever.
         self._tenant_locks: weakref.WeakValueDictionary[str, anyio.Lock] = weakref.WeakValueDictionary()
@@ -205,9 +212,12 @@ class Daemon:
             log.error(f"cannot listen on {self.config.control.socket}: {exc.strerror}")
             return 1
         try:
-            if self.config.metrics.listen:
+            metrics = None if isinstance(self.metrics, NoMetrics) else self.metrics
+            if metrics is not None:
+                from paragon_licensed.daemon.metrics import MetricsListenError
+
                 try:
-                    host, port = self.metrics.bind()
+                    host, port = metrics.bind()
                 except MetricsListenError as exc:
                     log.error(str(exc))
                     return exc.exit_code
@@ -215,8 +225,8 @@ class Daemon:
             listener = await anyio.abc.SocketListener.from_socket(control.sock)
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self.server.serve, listener)
-                if self.config.metrics.listen:
-                    tg.start_soon(self.metrics.serve)
+                if metrics is not None:
+                    tg.start_soon(metrics.serve)
                 await tg.start(self._signals, tg.cancel_scope)
                 tg.start_soon(self._watchdog)
                 tg.start_soon(self._watch_faults)

@@ -41,13 +41,9 @@ def cli() -> None:
 @click.option("--config", "config_path", metavar="FILE", help=CONFIG_HELP)
 def run(config_path: str | None) -> None:
     """Run the daemon in the foreground (systemd runs this)."""
-    from paragon_licensed.daemon.service import run_daemon
+    from paragon_licensed.daemon.service import main
 
-    config = _load(config_path)
-    source = config_path or default_config_path()
-    # A read-only or full disk is survived (and reported in status), not refused.
-    _paths_usable(config, source, disk_faults=False)
-    sys.exit(run_daemon(config, source))
+    sys.exit(main(config_path))
 
 
 @cli.command(short_help="This node's computer ID and its sources, computed locally.")

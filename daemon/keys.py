@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from typing import TYPE_CHECKING
 
 from paragon_licensed.daemon.config import Config
 from paragon_licensed.licensefile import load_public_keys
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 
 def load_keys(config: Config) -> dict[str, Ed25519PublicKey]:

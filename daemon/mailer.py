@@ -6,14 +6,14 @@ tries again later (backing off up to max_retry_backoff). Nothing is lost across
 a restart, and a message marked sent is never sent again. Each message carries
 a Message-ID derived from its outbox row, so a receiving server can recognise
 the rare duplicate of a message whose "sent" mark a crash prevented.
+
+smtplib and the email package are imported at the first message: a node whose
+outbox stays empty never loads them.
 """
 
 from __future__ import annotations
 
-import smtplib
 import ssl
-from email.message import EmailMessage
-from email.utils import formatdate
 from typing import TYPE_CHECKING
 
 import anyio
@@ -26,6 +26,8 @@ from paragon_licensed.daemon.store import messages as msg_q
 from paragon_licensed.daemon.store.messages import MailRow
 
 if TYPE_CHECKING:
+    from email.message import EmailMessage
+
     from paragon_licensed.daemon.app import Daemon
 
 CREDENTIAL = "smtp-password"
@@ -37,6 +39,9 @@ def smtp_password(config: MailConfig) -> str | None:
 
 
 def build_message(config: MailConfig, mail: MailRow, store_id: str) -> EmailMessage:
+    from email.message import EmailMessage
+    from email.utils import formatdate
+
     message = EmailMessage()
     message["From"] = config.sender
     message["To"] = mail.recipient
@@ -50,6 +55,8 @@ def build_message(config: MailConfig, mail: MailRow, store_id: str) -> EmailMess
 
 def send(config: MailConfig, message: EmailMessage) -> None:
     """One SMTP delivery (blocking: called in a worker thread)."""
+    import smtplib
+
     with smtplib.SMTP(config.smtp_host, config.smtp_port, timeout=config.timeout) as smtp:
         if config.starttls:
             smtp.starttls(context=ssl.create_default_context(cafile=config.ca_bundle or None))
@@ -83,6 +90,8 @@ class Mailer:
             self._wake = anyio.Event()
 
     async def deliver(self, mail: MailRow) -> None:
+        import smtplib
+
         app = self.app
         config = app.config.mail
         message = build_message(config, mail, app.view.snapshot.store_id)
@@ -106,6 +115,8 @@ class Mailer:
 
 
 def _describe(exc: BaseException) -> str:
+    import smtplib
+
     if isinstance(exc, smtplib.SMTPResponseException):
         text = exc.smtp_error if isinstance(exc.smtp_error, str) else exc.smtp_error.decode(errors="replace")
         return f"SMTP {exc.smtp_code}: {text[:200]}"

@@ -11,11 +11,13 @@ final. Text from the portal is cleaned before anyone stores, logs or prints it.
 All attempts of one call carry the same ``request_id``, so the portal answers a
 retry with the result it already gave. The configuration is read at each
 attempt, so a reload reaches the retries of a running call.
+
+The HTTP stack (``portal_http``, http.client, the TLS trust store) is loaded at the
+first call: a node that never calls the portal does not hold it in memory.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import random
 import ssl
@@ -23,7 +25,7 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.to_thread
@@ -31,7 +33,6 @@ import anyio.to_thread
 from paragon_licensed import text
 from paragon_licensed.daemon import log
 from paragon_licensed.daemon.config import PortalConfig
-from paragon_licensed.daemon.portal_http import Abort, Reply, TooLarge, Transport
 from paragon_licensed.interface.errors import (
     PortalBadAnswer,
     PortalNotConfigured,
@@ -39,6 +40,9 @@ from paragon_licensed.interface.errors import (
     PortalRejected,
     PortalUnreachable,
 )
+
+if TYPE_CHECKING:
+    from paragon_licensed.daemon.portal_http import Reply, Transport
 
 _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 _CODE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
@@ -64,17 +68,23 @@ class _BadAnswer(_Transient):
     """Not an answer of the portal API (not JSON, too large): repeated at most once."""
 
 
+class _Missing(Exception):
+    """404 or 405 to a call the portal may not know (an endpoint newer than the portal)."""
+
+
 class PortalClient:
     def __init__(self, config: PortalConfig) -> None:
         self.config = config
         self._limiter = anyio.CapacityLimiter(config.max_concurrency)
-        self._transport = self._make_transport(config)
+        self._transport: Transport | None = None  # made at the first call
         self.calls = 0
         # Told each attempt's duration and whether it was answered (the daemon's metrics).
         self.observe: Callable[[float, bool], None] = lambda seconds, answered: None
 
     @staticmethod
     def _make_transport(config: PortalConfig) -> Transport:
+        from paragon_licensed.daemon.portal_http import Transport
+
         return Transport(config.ca_bundle, config.timeout, config.max_response)
 
     def reconfigure(self, config: PortalConfig) -> None:
@@ -84,7 +94,7 @@ class PortalClient:
             self.config.timeout,
             self.config.max_response,
         ):
-            self._transport = self._make_transport(config)
+            self._transport = None  # made again, with the new settings, at the next attempt
         self._limiter.total_tokens = config.max_concurrency
         self.config = config
 
@@ -104,6 +114,14 @@ class PortalClient:
     async def get(self, path: str, query: dict[str, str], what: str) -> dict[str, Any]:
         return await self._call("GET", f"{path}?{urllib.parse.urlencode(query)}", None, "", what)
 
+    async def query(self, path: str, body: dict[str, Any], what: str) -> dict[str, Any] | None:
+        """POST a read (no request_id, retried like any call); None when the portal does not
+        have the endpoint: it answers 404 or 405, whatever the body."""
+        try:
+            return await self._call("POST", path, json.dumps(body).encode(), "", what, missing_ok=True)
+        except _Missing:
+            return None
+
     async def _call(
         self,
         method: str,
@@ -112,6 +130,7 @@ class PortalClient:
         request_id: str,
         what: str,
         guard: Callable[[], object] | None = None,
+        missing_ok: bool = False,
     ) -> dict[str, Any]:
         started = time.monotonic()
         attempt = bad_answers = 0
@@ -124,7 +143,8 @@ class PortalClient:
                 guard()
             left = config.deadline - (time.monotonic() - started)
             try:
-                answer = await self._attempt(method, url + path, body, max(0.1, min(config.timeout, left)))
+                timeout = max(0.1, min(config.timeout, left))
+                answer = await self._attempt(method, url + path, body, timeout, missing_ok)
             except _Transient as exc:
                 bad_answers += isinstance(exc, _BadAnswer)
                 if bad_answers >= BAD_ANSWER_ATTEMPTS:
@@ -149,10 +169,24 @@ class PortalClient:
                 return answer.body
             raise PortalRejected(code=_code(answer), message=_message(answer))
 
-    async def _attempt(self, method: str, url: str, body: bytes | None, timeout: float) -> Answer:
+    async def _attempt(
+        self, method: str, url: str, body: bytes | None, timeout: float, missing_ok: bool = False
+    ) -> Answer:
         """One exchange in a worker thread; at the deadline its socket is shut, ending the thread."""
+        import http.client
+
+        from paragon_licensed.daemon.portal_http import Abort, TooLarge
+
         abort = Abort()
         transport = self._transport
+        if transport is None:
+            try:
+                transport = self._transport = self._make_transport(self.config)
+            except (OSError, ssl.SSLError) as exc:  # the trust store, read now
+                reason = text.clean(_describe(exc), 200)
+                raise PortalUnreachable(
+                    url=self.url, reason=f"cannot load the CA certificates (portal.ca_bundle): {reason}"
+                ) from None
         self.calls += 1
         finished = False
         async with self._limiter:
@@ -180,6 +214,8 @@ class PortalClient:
                 if not finished:  # timed out or cancelled: the abandoned thread must not go on
                     abort.abort()
                 self.observe(time.monotonic() - began, finished)
+        if missing_ok and reply.status in (404, 405):
+            raise _Missing()
         return _answer(reply, self.url)
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import TYPE_CHECKING
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -38,6 +39,9 @@ if TYPE_CHECKING:
     from paragon_licensed.daemon.app import Daemon
 
 ACTOR = "coordinator"
+QUERY = "/licenses/current/query"
+QUERY_SIZE = 1000  # tenants per query: the portal API's limit
+ANSWER_BYTES = 200  # an answer's bytes per tenant beyond its tenant ID and integrity key
 SYNC_INTERVAL = 5.0  # the restore marker
 COPY_INTERVAL = 60.0  # the local license copies of a large installation
 
@@ -225,16 +229,83 @@ class Startup:
                 app.set_activity("idle")
 
     async def check_portal_current(self) -> None:
-        """Ask the portal for each tenant's newest license; a newer one than ours means a restore."""
+        """Ask the portal for each tenant's newest license; a newer one than ours means a restore.
+
+        In queries of up to QUERY_SIZE tenants (POST /licenses/current/query); a portal without
+        that endpoint is asked once per tenant (GET /licenses/current), as before it existed.
+        """
         app = self.app
         if not app.config.portal.url:
             return
-        restored: list[str] = []
+        ours = {
+            name: (view.payload.license_id, view.payload.integrity_key)
+            for name, view in app.view.tenants.items()
+            if view.payload is not None
+        }
+        if not ours:
+            return
         app.set_activity("asking the portal for the current licenses")
+        started = time.monotonic()
+        try:
+            newer, requests = await self._query_current(ours)
+            if newer is None:
+                log.info("the portal has no current-license query: asking for each tenant", tenants=len(ours))
+                newer = await self._ask_each(ours)
+                requests += len(ours)
+            restored = await self._lost_licenses(newer)
+        finally:
+            app.set_activity("idle")
+        log.info(
+            "current licenses checked on the portal",
+            tenants=len(ours),
+            requests=requests,
+            seconds=round(time.monotonic() - started, 3),
+        )
+        if restored:
+            log.warning(
+                "the portal issued newer licenses than the stored ones: restore", tenants=",".join(restored)
+            )
+            await self.flag_restore(restored, "the License Portal issued a newer license than the stored one")
+
+    async def _query_current(self, ours: dict[str, tuple[str, str]]) -> tuple[dict[str, str] | None, int]:
+        """(tenant -> the portal's license ID where it is not ours, queries sent); None for the map
+        when the portal does not have the query. Queries go one after the other: no burst."""
+        app = self.app
+        newer: dict[str, str] = {}
+        sent = 0
+        for chunk in query_chunks(ours, app.config.portal.max_response):
+            body = {"tenants": [{"tenant_id": t, "integrity_key": ours[t][1]} for t in chunk]}
+            sent += 1
+            try:
+                answer = await app.portal.query(QUERY, body, what="licenses/current/query")
+            except (PortalUnreachable, PortalRejected, PortalNotConfigured) as exc:
+                log.info("portal's current licenses unknown", tenants=len(chunk), reason=exc.short_name)
+                continue
+            if answer is None:
+                if sent == 1:
+                    return None, sent
+                log.info("portal's current licenses unknown", tenants=len(chunk), reason="no query")
+                continue
+            found = _current_ids(answer)
+            missing = [t for t in chunk if t not in found]
+            if missing:
+                log.info(
+                    "portal's current licenses unknown", tenants=len(missing), reason="missing from answer"
+                )
+            for tenant in chunk:
+                portal_id = found.get(tenant, "")
+                if portal_id not in ("", ours[tenant][0]):
+                    newer[tenant] = portal_id
+        return newer, sent
+
+    async def _ask_each(self, ours: dict[str, tuple[str, str]]) -> dict[str, str]:
+        """One GET /licenses/current per tenant, for a portal without the query."""
+        app = self.app
+        newer: dict[str, str] = {}
         limiter = anyio.CapacityLimiter(app.config.portal.max_concurrency)
 
         async def ask(tenant: str, license_id: str, key: str) -> None:
-            async with limiter, app.tenant_lock(tenant):
+            async with limiter:
                 try:
                     current = await app.portal.get(
                         "/licenses/current",
@@ -245,11 +316,28 @@ class Startup:
                     log.info("portal's current license unknown", tenant=tenant, reason=exc.short_name)
                     return
                 portal_id = text.clean(current.get("license_id") or "", 128)
-                if portal_id in ("", license_id):
-                    return
-                # A license this store never installed, and no request of ours waiting for its
-                # answer (an offline response not imported yet, a call cut short by a crash):
-                # the store lost it, so it was restored.
+                if portal_id not in ("", license_id):
+                    newer[tenant] = portal_id
+
+        async with anyio.create_task_group() as tg:
+            for tenant, (license_id, key) in ours.items():
+                tg.start_soon(ask, tenant, license_id, key)
+        return newer
+
+    async def _lost_licenses(self, newer: dict[str, str]) -> list[str]:
+        """The tenants whose newer portal license the store lost: it was restored.
+
+        A license this store never installed, and no request of ours waiting for its answer
+        (an offline response not imported yet, a call cut short by a crash). Each tenant is
+        looked at under its lock, so an operation that was running when the portal answered
+        has finished (and installed what the portal issued it) before.
+        """
+        app = self.app
+        restored: list[str] = []
+        limiter = anyio.CapacityLimiter(app.config.portal.max_concurrency)
+
+        async def look(tenant: str, portal_id: str) -> None:
+            async with limiter, app.tenant_lock(tenant):
                 known, waiting = await app.db.read(
                     lambda tx: (
                         tenant_q.license_ids(tx, tenant),
@@ -259,17 +347,42 @@ class Startup:
                 if portal_id not in known and not waiting:
                     restored.append(tenant)
 
-        try:
-            async with anyio.create_task_group() as tg:
-                for name, view in app.view.tenants.items():
-                    if view.payload is not None:
-                        tg.start_soon(ask, name, view.payload.license_id, view.payload.integrity_key)
-        finally:
-            app.set_activity("idle")
-        if restored:
-            log.warning(
-                "the portal issued newer licenses than the stored ones: restore", tenants=",".join(restored)
-            )
-            await self.flag_restore(
-                sorted(restored), "the License Portal issued a newer license than the stored one"
-            )
+        async with anyio.create_task_group() as tg:
+            for tenant, portal_id in newer.items():
+                tg.start_soon(look, tenant, portal_id)
+        return sorted(restored)
+
+
+def query_chunks(ours: Mapping[str, tuple[str, str]], max_response: int) -> Iterator[list[str]]:
+    """The tenants in queries of at most QUERY_SIZE whose answer fits in ``max_response`` bytes.
+
+    An answer repeats each tenant and integrity key and adds the current license's ID and
+    times (about ANSWER_BYTES more); a chunk is cut when its estimate passes half of the
+    limit, so a portal that spends more bytes per entry still fits.
+    """
+    chunk: list[str] = []
+    size = 0
+    for tenant, (_, key) in ours.items():
+        entry = len(tenant.encode()) + len(key.encode()) + ANSWER_BYTES
+        if chunk and (len(chunk) >= QUERY_SIZE or size + entry > max_response // 2):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(tenant)
+        size += entry
+    if chunk:
+        yield chunk
+
+
+def _current_ids(answer: dict[str, Any]) -> dict[str, str]:
+    """tenant -> the license ID the portal answered for it ("" for none), from a query's answer."""
+    found: dict[str, str] = {}
+    entries = answer.get("tenants")
+    if not isinstance(entries, list):
+        return found
+    for entry in entries:
+        if not isinstance(entry, dict) or not isinstance(entry.get("tenant_id"), str):
+            continue
+        current = entry.get("current")
+        license_id = current.get("license_id") if isinstance(current, dict) else None
+        found[entry["tenant_id"]] = text.clean(license_id if isinstance(license_id, str) else "", 128)
+    return found

@@ -4,10 +4,12 @@ is verified once per daemon (and again when the portal keys are reloaded)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from typing import TYPE_CHECKING
 
 from paragon_licensed.licensefile import LicenseRejected, Payload, inspect
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 _MAX_CACHED = 100_000
 

@@ -21,6 +21,7 @@ from paragon_licensed.portal import offline
 from paragon_licensed.portal.db import PortalDB
 from paragon_licensed.portal.faults import Faults
 from paragon_licensed.portal.problems import PROBLEMS, Problem
+from paragon_licensed.portal.requestlog import RequestRecord
 from paragon_licensed.portal.server import PortalHTTPServer
 from paragon_licensed.portal.service import PortalService
 
@@ -201,6 +202,12 @@ def _is_loopback(host: str | bytes | bytearray) -> bool:
     help="TESTING AID: after N successful POST answers, hold every further answer (processed "
     "and recorded) until the process receives SIGUSR1.",
 )
+@click.option(
+    "--without-query",
+    is_flag=True,
+    help="TESTING AID: answer POST /licenses/current/query 404 not_found, as a portal without "
+    "that endpoint does.",
+)
 def serve(
     db_path: str,
     key_path: str,
@@ -216,12 +223,13 @@ def serve(
     fail_code: str,
     retry_after: int,
     hold_after: int | None,
+    without_query: bool,
 ) -> None:
     """Serve portal API v1 under /api/v1 until SIGTERM or Ctrl-C.
 
     Once listening, prints one line "listening on URL" to stdout. The testing aids
-    (--latency, --fail-*, --retry-after, --hold-after) are for exercising clients; an
-    injected failure records nothing except its request log entry.
+    (--latency, --fail-*, --retry-after, --hold-after, --without-query) are for exercising
+    clients; an injected failure records nothing except its request log entry.
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     address = _listen(listen)
@@ -243,6 +251,7 @@ def serve(
         fail_code=fail_code,
         retry_after=retry_after,
         hold_after=hold_after,
+        without_query=without_query,
     )
     try:
         server = PortalHTTPServer(address, service, faults, ssl_context=context, access_log=access_log)
@@ -328,5 +337,12 @@ def requests_command(
         flags = ",".join(f for f, on in (("replay", r.replay), ("injected", r.injected)) if on)
         click.echo(
             f"{r.at}  {r.source:7}  {r.method:4} {r.path:28} {r.status} {r.code or '-':24} "
-            f"{r.tenant_id or '-':16} {r.request_id or '-'} {flags}".rstrip()
+            f"{_who(r):16} {r.request_id or '-'} {flags}".rstrip()
         )
+
+
+def _who(record: RequestRecord) -> str:
+    """The tenant a request was for, or how many installations a current-license query asked about."""
+    if record.tenant_id:
+        return record.tenant_id
+    return "-" if record.asked is None else f"({record.asked} asked)"

@@ -28,7 +28,8 @@ from paragon_licensed.portal.queries import (
 )
 from paragon_licensed.portal.requestlog import RequestRecord
 
-SCHEMA_VERSION = 1
+# 2: the request log's `asked` column (current-license queries).
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS activation_keys (
     key_hash TEXT PRIMARY KEY,     -- SHA-256 of the key: the portal does not keep keys
@@ -124,6 +125,8 @@ class PortalDB:
                     )
                 for statement in _statements(SCHEMA + requestlog.SCHEMA):
                     conn.execute(statement)
+                if version == 1:
+                    conn.execute("ALTER TABLE requests ADD COLUMN asked INTEGER")
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 conn.execute("COMMIT")
             except BaseException:

@@ -1,4 +1,4 @@
-"""Testing aids: added latency, injected failures and held answers, for testing clients.
+"""Testing aids: added latency, injected failures, held answers and a missing endpoint, for testing clients.
 
 Only the HTTP server consults this, once per API request. Latency and injected failures
 come before anything is recorded: a request answered with an injected failure changes
@@ -16,7 +16,8 @@ from paragon_licensed.portal.problems import PROBLEMS, Problem
 
 
 class Faults:
-    """The options ``--latency``, ``--fail-*``, ``--retry-after`` and ``--hold-after``."""
+    """The options ``--latency``, ``--fail-*``, ``--retry-after``, ``--hold-after`` and
+    ``--without-query``."""
 
     def __init__(
         self,
@@ -27,6 +28,7 @@ class Faults:
         fail_code: str = "internal",
         retry_after: int = 1,
         hold_after: int | None = None,
+        without_query: bool = False,
     ) -> None:
         if fail_code not in PROBLEMS:
             raise ValueError(f"unknown problem code {fail_code!r}")
@@ -38,6 +40,7 @@ class Faults:
         self.fail_code = fail_code
         self.retry_after = retry_after
         self.hold_after = hold_after
+        self.without_query = without_query  # answer POST /licenses/current/query as an unknown path
         self._seen = 0
         self._answered = 0
         self._lock = threading.Lock()

@@ -13,6 +13,8 @@ from paragon_licensed.portal.problems import Problem
 
 API_PREFIX: Final = "/api/v1"
 MAX_COMPUTERS: Final = 256
+MAX_QUERY: Final = 1000  # installations one POST /licenses/current/query may ask about
+QUERY_PATH: Final = "/licenses/current/query"
 
 # Printable text without control characters: a newline inside an ID would break the
 # integrity key's framing.
@@ -40,6 +42,17 @@ class TransferRequest(msgspec.Struct, frozen=True):
     old_computer_ids: ComputerIds
     new_computer_ids: ComputerIds
     request_id: Text
+
+
+class InstallationRef(msgspec.Struct, frozen=True):
+    """One installation a current-license query asks about, as GET /licenses/current names it."""
+
+    tenant_id: Text
+    integrity_key: Text
+
+
+class CurrentQuery(msgspec.Struct, frozen=True):
+    tenants: Annotated[list[InstallationRef], msgspec.Meta(max_length=MAX_QUERY)]
 
 
 Body = ActivationRequest | ReactivationRequest | TransferRequest
@@ -86,6 +99,21 @@ def convert(kind: str, data: dict[str, Any]) -> Body:
             "bad_request", "`new_computer_ids` are the same as `old_computer_ids`; reactivate instead"
         )
     return body
+
+
+def convert_query(data: dict[str, Any]) -> CurrentQuery:
+    """Validate a current-license query; too many installations is refused before anything else."""
+    tenants = data.get("tenants")
+    if isinstance(tenants, list) and len(tenants) > MAX_QUERY:
+        raise Problem(
+            "bad_request",
+            f"`tenants` lists {len(tenants)} installations; a query may ask about at most "
+            f"{MAX_QUERY}: split it into several queries",
+        )
+    try:
+        return msgspec.convert(data, CurrentQuery)
+    except msgspec.ValidationError as exc:
+        raise Problem("bad_request", str(exc).replace("`$.", "`")) from None
 
 
 def canonical(data: dict[str, Any]) -> bytes:

@@ -235,6 +235,20 @@ class Tx:
         ).fetchone()
         return None if row is None else LicenseRecord(*row)
 
+    def current_licenses(self, integrity_keys: Sequence[str]) -> dict[str, tuple[str, dict[str, str]]]:
+        """integrity key -> (tenant, the newest license's ID and times), for those with a license."""
+        rows = self.conn.execute(
+            "SELECT i.integrity_key, i.tenant_id, l.license_id, l.issued_at, l.valid_until"
+            " FROM json_each(?) AS k JOIN installations AS i ON i.integrity_key = k.value"
+            " JOIN licenses AS l ON l.seq ="
+            " (SELECT MAX(seq) FROM licenses WHERE installation_id = i.id)",
+            (_ids_json(integrity_keys),),
+        ).fetchall()
+        return {
+            ikey: (tenant, {"license_id": license_id, "issued_at": issued, "valid_until": until})
+            for ikey, tenant, license_id, issued, until in rows
+        }
+
     def insert_license(
         self, installation_id: int, payload: lf.Payload, request_id: str | None, document: str
     ) -> None:

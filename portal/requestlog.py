@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 
 from paragon_licensed import licensefile as lf
+from paragon_licensed.portal.messages import QUERY_PATH
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
@@ -34,7 +35,8 @@ CREATE TABLE IF NOT EXISTS requests (
     computer_ids TEXT,             -- JSON array as sent (old_computer_ids for transfers)
     new_computer_ids TEXT,         -- JSON array, transfers only
     license_id TEXT,               -- the license issued or replayed
-    handling_ms REAL NOT NULL      -- time spent handling, without injected latency
+    handling_ms REAL NOT NULL,     -- time spent handling, without injected latency
+    asked INTEGER                  -- installations a current-license query asked about
 );
 CREATE INDEX IF NOT EXISTS requests_request_id ON requests(request_id);
 CREATE INDEX IF NOT EXISTS requests_tenant ON requests(tenant_id);
@@ -60,11 +62,12 @@ class RequestRecord(msgspec.Struct, kw_only=True):
     new_computer_ids: list[str] | None = None
     license_id: str | None = None
     handling_ms: float = 0.0
+    asked: int | None = None
 
 
 _COLUMNS = (
     "id, at, source, method, path, request_id, tenant_id, status, code, replay, injected,"
-    " integrity_key, computer_ids, new_computer_ids, license_id, handling_ms"
+    " integrity_key, computer_ids, new_computer_ids, license_id, handling_ms, asked"
 )
 
 
@@ -78,7 +81,7 @@ def insert(conn: sqlite3.Connection, record: RequestRecord) -> None:
     conn.execute(
         "INSERT INTO requests (at, source, method, path, request_id, tenant_id, status, code,"
         " replay, injected, integrity_key, computer_ids, new_computer_ids, license_id,"
-        " handling_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " handling_ms, asked) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             at,
             record.source,
@@ -95,6 +98,7 @@ def insert(conn: sqlite3.Connection, record: RequestRecord) -> None:
             _json_list(record.new_computer_ids),
             record.license_id,
             record.handling_ms,
+            record.asked,
         ),
     )
 
@@ -137,7 +141,7 @@ def _list(text: str | None) -> list[str] | None:
 
 def _record(row: sqlite3.Row | tuple[Any, ...]) -> RequestRecord:
     (id_, at, source, method, path, request_id, tenant_id, status, code, replay, injected,
-     integrity_key, computer_ids, new_computer_ids, license_id, handling_ms) = row  # fmt: skip
+     integrity_key, computer_ids, new_computer_ids, license_id, handling_ms, asked) = row  # fmt: skip
     return RequestRecord(
         id=id_,
         at=at,
@@ -155,6 +159,7 @@ def _record(row: sqlite3.Row | tuple[Any, ...]) -> RequestRecord:
         new_computer_ids=_list(new_computer_ids),
         license_id=license_id,
         handling_ms=handling_ms,
+        asked=asked,
     )
 
 
@@ -171,6 +176,10 @@ def describe(record: RequestRecord, data: dict[str, Any], path: str) -> None:
             return value
         return None
 
+    if path.endswith(QUERY_PATH):
+        tenants = data.get("tenants")
+        record.asked = len(tenants) if isinstance(tenants, list) else None
+        return
     record.tenant_id = text("tenant_id")
     record.request_id = text("request_id")
     transfer = path.endswith("/transfers")

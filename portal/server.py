@@ -33,6 +33,7 @@ IDLE_TIMEOUT: Final = 120.0  # seconds a keep-alive connection may stay silent
 # POST path -> request kind; every kind has its handler in PortalService.call.
 POST_ROUTES: Final = {API_PREFIX + path: kind for kind, path in messages.PATHS.items()}
 GET_ROUTES: Final = frozenset({f"{API_PREFIX}/licenses/current"})
+QUERY_ROUTE: Final = API_PREFIX + messages.QUERY_PATH  # POST, read-only: no request ID, nothing stored
 
 log = logging.getLogger("paragon_licensed.portal")
 
@@ -172,6 +173,10 @@ class PortalHandler(BaseHTTPRequestHandler):
     def _route(
         self, method: str, path: str, query: str, raw: bytes, record: RequestRecord, started: float
     ) -> tuple[int, bytes]:
+        if path == QUERY_ROUTE and not self.server.faults.without_query:
+            if method != "POST":
+                raise Problem("method_not_allowed", f"{path} does not answer {method}")
+            return 200, self._query(raw, record, started)
         kind = POST_ROUTES.get(path)
         if kind is not None and method == "POST":
             data = messages.parse_json(raw)
@@ -195,6 +200,14 @@ class PortalHandler(BaseHTTPRequestHandler):
         record.status, record.license_id = 200, answer["license_id"]
         self._log(record, started)
         return msgspec.json.encode(answer)
+
+    def _query(self, raw: bytes, record: RequestRecord, started: float) -> bytes:
+        data = messages.parse_json(raw)
+        requestlog.describe(record, data, record.path)
+        answer = self.server.service.current_licenses(messages.convert_query(data))
+        record.status = 200
+        self._log(record, started)
+        return msgspec.json.encode({"tenants": answer})
 
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():

@@ -23,6 +23,7 @@ from paragon_licensed.portal.db import PortalDB
 from paragon_licensed.portal.messages import (
     ActivationRequest,
     Body,
+    CurrentQuery,
     ReactivationRequest,
     TransferRequest,
 )
@@ -92,17 +93,27 @@ class PortalService:
     def current_license(self, tenant_id: str, integrity_key: str) -> dict[str, str]:
         """ID and times of the newest license of the installation bound to ``integrity_key``."""
         with self.db.read() as tx:
-            installation = tx.installation_by_integrity_key(integrity_key)
-            latest = None
-            if installation is not None and installation.tenant_id == tenant_id:
-                latest = tx.latest_license(installation.id)
+            latest = _current(tx, tenant_id, integrity_key)
         if latest is None:
             raise Problem("not_found", f"no license was issued to this installation of tenant {tenant_id}")
-        return {
-            "license_id": latest.license_id,
-            "issued_at": latest.issued_at,
-            "valid_until": latest.valid_until,
-        }
+        return latest
+
+    def current_licenses(self, query: CurrentQuery) -> list[dict[str, Any]]:
+        """``current_license`` for each installation asked about, in order, from one snapshot;
+        ``current`` is None where there is no license (instead of ``not_found``)."""
+        with self.db.read() as tx:
+            found = tx.current_licenses([ref.integrity_key for ref in query.tenants])
+        answer = []
+        for ref in query.tenants:
+            tenant, current = found.get(ref.integrity_key, (None, None))
+            answer.append(
+                {
+                    "tenant_id": ref.tenant_id,
+                    "integrity_key": ref.integrity_key,
+                    "current": current if tenant == ref.tenant_id else None,
+                }
+            )
+        return answer
 
     # The calls ---------------------------------------------------------------------------
 
@@ -227,6 +238,17 @@ class PortalService:
         document = lf.sign(payload, self.private_key)
         tx.insert_license(installation.id, payload, request_id, document)
         return payload, document
+
+
+def _current(tx: Tx, tenant_id: str, integrity_key: str) -> dict[str, str] | None:
+    """The newest license of the installation of ``tenant_id`` bound to ``integrity_key``."""
+    installation = tx.installation_by_integrity_key(integrity_key)
+    if installation is None or installation.tenant_id != tenant_id:
+        return None
+    latest = tx.latest_license(installation.id)
+    if latest is None:
+        return None
+    return {"license_id": latest.license_id, "issued_at": latest.issued_at, "valid_until": latest.valid_until}
 
 
 def _find_installation(tx: Tx, tenant_id: str, computer_ids: list[str]) -> Installation | None:

@@ -7,6 +7,7 @@ limits, its per-user admission, and the log throttle.
 from __future__ import annotations
 
 import logging
+import re
 
 import pytest
 from hypothesis import given
@@ -54,6 +55,22 @@ def test_visible_escapes_what_a_terminal_would_act_on() -> None:
     assert text.visible("a table\n\twith tabs") == "a table\n\twith tabs"
     assert text.visible("\x1b[2Jgone") == "\\x1b[2Jgone"
     assert text.visible("c1 \x9b and \u202e") == "c1 \\x9b and \\u202e"
+
+
+# The character classes as regular expressions: text.py keeps them as translation tables.
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+SEQUENCE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x9b[0-?]*[ -/]*[@-~]")
+UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+SPECIAL = ["\u200b", "\u202e", "\u2066", "\ufeff", "\u00a0", "\u2028", "\x1b[31m", "\x1b]0;t\x07", "\x9b2J"]
+CONTROLS = st.sampled_from([*map(chr, range(0x20)), *map(chr, range(0x7F, 0xA0)), *SPECIAL])
+
+
+@given(st.lists(st.one_of(st.text(), CONTROLS)).map("".join))
+def test_clean_and_visible_match_the_regular_expressions(raw: str) -> None:
+    expected = " ".join(CONTROL.sub(" ", SEQUENCE.sub("", raw)).split())
+    assert text.clean(raw, 10**6) == expected
+    escaped = UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), raw)
+    assert text.visible(raw) == escaped
 
 
 # -- framing

@@ -51,6 +51,7 @@ def two_entries(tx: Tx, name: str, fail: bool) -> str:
 def test_many_callers_share_commits_and_a_failing_one_loses_only_its_own_write(db: Database) -> None:
     group = GroupCommit(db, max_batch=16)
     results: dict[str, object] = {}
+
     async def caller(number: int) -> None:
         name = f"w{number:03d}"
         try:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -361,6 +363,120 @@ def test_current_license(api: Api, portal: PortalProcess, http: requests.Session
     assert "integrity_key" in body["detail"]
 
 
+def query(http: requests.Session, portal: PortalProcess, body: Any) -> requests.Response:
+    return http.post(portal.url + "/licenses/current/query", json=body, timeout=30)
+
+
+def test_current_license_query_answers_each_installation_in_order(
+    api: Api, portal: PortalProcess, http: requests.Session
+) -> None:
+    licensed, reactivated, unlicensed = tenant(), tenant(), tenant()
+    for n, t in enumerate((licensed, reactivated, unlicensed)):
+        portal.add_order(f"KEY-{n}", t)
+    first = api.license(api.activate("KEY-0", licensed, [NODE_A]))
+    api.license(api.activate("KEY-1", reactivated, [NODE_A, NODE_B]))
+    latest = api.license(api.reactivate(reactivated, [NODE_A, NODE_B]))
+    asked = [
+        {"tenant_id": reactivated, "integrity_key": latest.integrity_key},
+        {"tenant_id": unlicensed, "integrity_key": lf.integrity_key(unlicensed, [NODE_A])},
+        {"tenant_id": licensed, "integrity_key": first.integrity_key},
+        # Another tenant's integrity key, and a key no installation has: no license, not an error.
+        {"tenant_id": unlicensed, "integrity_key": first.integrity_key},
+        {"tenant_id": licensed, "integrity_key": "0" * 64},
+    ]
+    answer = query(http, portal, {"tenants": asked, "added_later": "ignored"})
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["Content-Type"] == "application/json"
+    tenants = answer.json()["tenants"]
+    assert [{"tenant_id": a["tenant_id"], "integrity_key": a["integrity_key"]} for a in tenants] == asked
+    assert [a["current"] and a["current"]["license_id"] for a in tenants] == [
+        latest.license_id,
+        None,
+        first.license_id,
+        None,
+        None,
+    ]
+    # Each answer is exactly what GET /licenses/current answers for the same installation.
+    single = http.get(portal.url + "/licenses/current", params=asked[0], timeout=10).json()
+    assert tenants[0]["current"] == single
+    assert single["issued_at"] == latest.issued_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert single["valid_until"] == latest.valid_until.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    # One request log entry for the whole query, with the number of installations asked about.
+    [logged] = portal.requests(path="/api/v1/licenses/current/query")
+    assert (logged.method, logged.status, logged.asked, logged.tenant_id) == ("POST", 200, 5, None)
+    assert query(http, portal, {"tenants": []}).json() == {"tenants": []}
+
+
+def test_current_license_query_takes_at_most_1000_installations(
+    api: Api, portal: PortalProcess, http: requests.Session
+) -> None:
+    t = tenant()
+    portal.add_order("KEY-1", t)
+    payload = api.license(api.activate("KEY-1", t, [NODE_A]))
+    full = [{"tenant_id": f"other-{n}", "integrity_key": f"{n:064x}"} for n in range(999)]
+    full.append({"tenant_id": t, "integrity_key": payload.integrity_key})
+    answer = query(http, portal, {"tenants": full})
+    assert answer.status_code == 200, answer.text
+    tenants = answer.json()["tenants"]
+    assert len(tenants) == 1000
+    assert tenants[-1]["current"]["license_id"] == payload.license_id
+    assert all(a["current"] is None for a in tenants[:-1])
+
+    over = problem(query(http, portal, {"tenants": [*full, full[0]]}), 400, "bad_request")
+    assert "1001" in over["detail"]
+    assert "at most 1000" in over["detail"]
+    assert "split" in over["detail"]
+    logged = portal.requests(path="/api/v1/licenses/current/query")
+    assert [(r.status, r.asked) for r in logged] == [(200, 1000), (400, 1001)]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "tenants"),
+        ({"tenants": "acme"}, "tenants"),
+        ({"tenants": ["acme"]}, "tenants[0]"),
+        ({"tenants": [{"tenant_id": "acme"}]}, "integrity_key"),
+        ({"tenants": [{"tenant_id": "acme", "integrity_key": 7}]}, "integrity_key"),
+        ({"tenants": [{"tenant_id": "", "integrity_key": "k"}]}, "tenant_id"),
+        ({"tenants": [{"tenant_id": "a\nb", "integrity_key": "k"}]}, "tenant_id"),
+        ({"tenants": [{"tenant_id": "t", "integrity_key": "k" * 257}]}, "integrity_key"),
+    ],
+)
+def test_bad_current_license_query_is_bad_request_naming_the_field(
+    http: requests.Session, portal: PortalProcess, body: dict[str, Any], field: str
+) -> None:
+    answer = problem(query(http, portal, body), 400, "bad_request")
+    assert field in answer["detail"]
+    assert portal.requests()[-1].code == "bad_request"
+
+
+def test_current_license_query_is_post_only_and_refuses_bad_json(
+    http: requests.Session, portal: PortalProcess
+) -> None:
+    url = portal.url + "/licenses/current/query"
+    wrong = http.get(url, timeout=10)
+    problem(wrong, 405, "method_not_allowed")
+    assert wrong.headers["Allow"] == "POST"
+    problem(http.post(url, data=b"{nope", timeout=10), 400, "bad_request")
+    problem(http.post(url, data=b"[]", timeout=10), 400, "bad_request")
+
+
+def test_portal_without_the_query_answers_not_found(
+    portal_factory: PortalFactory, http: requests.Session
+) -> None:
+    portal = portal_factory(serve_args=["--without-query"])
+    body = problem(query(http, portal, {"tenants": []}), 404, "not_found")
+    assert "/licenses/current/query" in body["detail"]
+    assert (
+        http.get(
+            portal.url + "/licenses/current", params={"tenant_id": "t", "integrity_key": "k"}
+        ).status_code
+        == 404
+    )
+
+
 # Bad requests and unknown paths ----------------------------------------------------
 
 
@@ -482,3 +598,27 @@ def test_seed_tenants_in_one_transaction(api: Api, portal: PortalProcess) -> Non
     assert len(pairs) == 2000
     payload = api.license(api.activate("BULK-1999", "bulk-1999", [NODE_A]))
     assert payload.orders[0].product == "Paragon Print"
+
+
+def test_a_database_of_the_previous_schema_gets_the_asked_column(tmp_path: Path) -> None:
+    import sqlite3
+
+    from paragon_licensed.portal import db as portal_db
+    from paragon_licensed.portal import requestlog
+    from paragon_licensed.portal.requestlog import RequestRecord
+
+    path = tmp_path / "portal.db"
+    # The request log as schema 1 made it: no `asked` column.
+    old_log = re.sub(r",\s*-- time spent[^\n]*\n\s*asked INTEGER[^\n]*", "", requestlog.SCHEMA)
+    assert "asked" not in old_log
+    conn = sqlite3.connect(path)
+    conn.executescript(portal_db.SCHEMA + old_log + "PRAGMA user_version = 1;")
+    conn.close()
+    db = portal_db.PortalDB(path)
+    try:
+        db.log_request(
+            RequestRecord(method="POST", path="/api/v1/licenses/current/query", status=200, asked=3)
+        )
+        assert [r.asked for r in db.requests()] == [3]
+    finally:
+        db.close()

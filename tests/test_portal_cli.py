@@ -180,7 +180,15 @@ def test_requests_command(portal: PortalProcess) -> None:
 
 def test_help_marks_the_testing_aids() -> None:
     text = " ".join(run("serve", "--help").stdout.split())
-    aids = ("--latency", "--fail-rate", "--fail-first", "--fail-code", "--retry-after", "--hold-after")
+    aids = (
+        "--latency",
+        "--fail-rate",
+        "--fail-first",
+        "--fail-code",
+        "--retry-after",
+        "--hold-after",
+        "--without-query",
+    )
     for option in aids:
         assert option in text
     assert text.count("TESTING AID") == len(aids)

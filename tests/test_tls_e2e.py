@@ -93,6 +93,21 @@ def test_unverified_certificate_is_refused_before_any_request(
     assert node.tenant_state()["state"] == "unlicensed"
 
 
+def test_an_unreadable_ca_bundle_is_an_unreachable_portal_named_by_its_key(
+    tls_portal: tuple[PortalProcess, Path], daemon_factory: DaemonFactory, tmp_path: Path
+) -> None:
+    # The trust store is read at the first portal call: the node starts, and the call says why.
+    portal, _ = tls_portal
+    node = daemon_factory(portal, ca_bundle=str(tmp_path / "missing-ca.pem"), env=NO_CA_ENV)
+    result = node.ctl("license", "activate", "--key", "KEY-TLS")
+    assert result.returncode == 1, (result.returncode, result.stderr)
+    assert "portal.ca_bundle" in result.stderr
+    assert "No such file or directory" in result.stderr
+    assert "Traceback" not in result.stderr + node.log()
+    assert portal.requests() == []
+    assert node.tenant_state()["state"] == "unlicensed"
+
+
 def check_config(tmp_path: Path, url: str) -> subprocess.CompletedProcess[str]:
     config = tmp_path / f"check-{abs(hash(url))}.toml"
     config.write_text(toml({"portal": {"url": url, "public_keys": [str(tmp_path / "keys" / "*.pub")]}}))

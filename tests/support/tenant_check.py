@@ -17,7 +17,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -227,6 +227,42 @@ def seed_refused(daemon: DaemonProcess, portal: PortalProcess, tenants: Mapping[
     licenses = [unknown_license(portal, tenant, [ours], in_days(1)) for tenant in tenants]
     install_many(daemon, licenses, tenants)
     return ours
+
+
+def activate_in_portal(
+    portal: PortalProcess,
+    pairs: Sequence[tuple[str, str]],
+    computer_ids: list[str],
+    *,
+    kind: str = "activation",
+    license_days: int = 30,
+) -> list[tuple[str, lf.Payload]]:
+    """Activate (or with ``kind="reactivation"``, reactivate) each ``(tenant, activation key)``
+    through the portal's own service code, in this process: thousands in seconds, logged as
+    offline requests. Returns the licenses issued."""
+    from paragon_licensed.portal.db import PortalDB
+    from paragon_licensed.portal.requestlog import RequestRecord
+    from paragon_licensed.portal.service import PortalService
+
+    db = PortalDB(portal.db_path)
+    service = PortalService(db, portal_key(portal), license_days=license_days)
+    keys = portal.public_keys()
+    licenses = []
+    try:
+        for tenant, key in pairs:
+            body: dict[str, Any] = {"tenant_id": tenant, "computer_ids": computer_ids, "build": BUILD}
+            if kind == "activation":
+                body["activation_key"] = key
+            body["request_id"] = str(uuid.uuid4())
+            record = RequestRecord(method="POST", path=f"/api/v1/{kind}s", source="offline")
+            outcome = service.call(kind, body, record, time.perf_counter())
+            if outcome.status != 200:
+                raise RuntimeError(f"{kind} of {tenant}: {outcome.status} {outcome.body!r}")
+            document = json.loads(outcome.body)["license"]
+            licenses.append((document, lf.inspect(document, keys)))
+    finally:
+        db.close()
+    return licenses
 
 
 def in_days(days: float) -> datetime:
