@@ -30,13 +30,20 @@ lint: venv
 	$(BIN)/ruff check .
 	scripts/typecheck
 
+# The suite runs on TEST_WORKERS processes (pytest-xdist; the tests of the Debian package
+# share one, so the packages are built once), under a short temporary folder: the tests'
+# unix socket paths must stay within 107 bytes.
+TEST_WORKERS ?= 3
+
 unit: venv
 	scripts/ensure-postgres
 	scripts/ensure-chromium
 	scripts/ensure-cockpit
 	scripts/ensure-deb-tools
 	scripts/ensure-prometheus
-	$(BIN)/pytest
+	base=$$(mktemp -d /tmp/plt.XXXXXX); status=0; \
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup --basetemp="$$base" || status=$$?; \
+	rm -rf "$$base"; exit $$status
 
 # dist/paragon-licensed_VERSION_ARCH.deb and dist/cockpit-paragon-licensed_VERSION_all.deb
 # for Debian 12 (docs/install.md); installs the Debian build tools it needs.

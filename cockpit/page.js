@@ -166,6 +166,11 @@ async function refreshTenants() {
         return refreshTenants();
     }
     state.page = page;
+    if (!state.selected && page.tenants.length) {
+        /* Nothing chosen yet (the list was empty when the page came, say): the first tenant. */
+        state.selected = page.tenants[0].tenant;
+        refreshLicense().catch(problem);
+    }
     renderTenants(page, counts);
     return page;
 }
@@ -654,11 +659,7 @@ async function refreshAll() {
 
 /* The tenant list, then the chosen tenant's license: the first tenant's until one is chosen. */
 async function showLicense() {
-    const page = await refreshTenants();
-    if (!state.selected && page.tenants.length) {
-        state.selected = page.tenants[0].tenant;
-        renderTenants(page, await source.counts());
-    }
+    await refreshTenants();
     await refreshLicense();
 }
 

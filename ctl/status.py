@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from paragon_licensed.ctl.main import Context
 from paragon_licensed.ctl.output import date, emit_json, fields, human, out, table
+
+TYPE_CHECKING = False  # typing costs ctl a few milliseconds at every start
+if TYPE_CHECKING:
+    from typing import Any
 
 # Faults the daemon survives, each a sentence (`ctl check` makes them a WARNING at least).
 _FAULTS = (("state_problem", "State folder"), ("clock_problem", "Clock"))

@@ -37,7 +37,8 @@ from paragon_licensed.daemon.build import read_build
 from paragon_licensed.daemon.config import ControlConfig, PathsConfig, ProductConfig
 
 pytest_plugins = ["support.package", "support.portal"]
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1500)]
+# One worker builds the packages once for every test that installs or inspects them.
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1500), pytest.mark.xdist_group("debian-package")]
 
 REPO = Path(__file__).resolve().parents[1]
 TENANT = "default"

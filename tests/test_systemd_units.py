@@ -39,7 +39,8 @@ MAX_EXPOSURE = 2.0
 
 pytest_plugins = ["support.package"]
 # The first test with the packaged units builds the package when no earlier module did.
-pytestmark = pytest.mark.timeout(1500)
+# With the package tests on one worker: the packaged units come from the same build.
+pytestmark = [pytest.mark.timeout(1500), pytest.mark.xdist_group("debian-package")]
 
 # Sandboxing and privilege settings: each one needs a comment line right above it
 # saying why (STYLE.md point 9).
