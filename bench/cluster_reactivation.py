@@ -1,4 +1,4 @@
-"""Issue 5 figure: end-to-end cluster reactivation of three nodes, against a single node.
+"""End-to-end cluster reactivation of three nodes, against a single node.
 
 Starts the reference portal, three installed daemons sharing one store (a throwaway
 PostgreSQL server by default, or one SQLite file) and, as the baseline in the same run, a

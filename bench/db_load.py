@@ -1,4 +1,4 @@
-"""Issue 5 figure: the database load of idle nodes (heartbeats, lease, coordinator polling).
+"""The database load of idle nodes (heartbeats, lease, coordinator polling).
 
 Starts a throwaway PostgreSQL server with pg_stat_statements loaded, the reference
 portal, and installed daemons at the default timings (heartbeat 2 s, lease 15 s

@@ -1,4 +1,4 @@
-"""Issue 5 figure: coordinator failover time after SIGKILL, against lease + one renew period.
+"""Coordinator failover time after SIGKILL, against lease + one renew period.
 
 Starts three installed daemons sharing one store (a throwaway PostgreSQL server by
 default, or one SQLite file), then five times: SIGKILL the coordinator, and time how long

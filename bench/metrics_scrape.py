@@ -1,4 +1,4 @@
-"""Issue 14's figures: the /metrics page at 1, 10,000 and 100,000 tenants.
+"""The /metrics page at 1, 10,000 and 100,000 tenants.
 
 For each tenant count, one daemon (the installed `paragon-licensed run`, the
 product's cluster timings) with that many licensed tenants in its store (one

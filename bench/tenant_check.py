@@ -1,4 +1,4 @@
-"""Issue 6 figures: one tenant check over 10,000 tenants against the reference portal with 20 ms latency.
+"""One tenant check over 10,000 tenants against the reference portal with 20 ms latency.
 
 Set-up (not timed): the portal is seeded with 10,000 tenants (one key and one
 order each, `PortalDB.seed_tenants`) and each is activated for this node's
@@ -11,14 +11,16 @@ take-over's portal check (one GET per tenant) is let finish.
 Measured:
 
 - the wall time of one `paragon-licensed ctl tenants check --json`, against the
-  ideal 10,000 x 20 ms / 16 = 12.5 s (target ratio <= 1.3), and against a
+  ideal 10,000 x 20 ms / 16 = 12.5 s (target ratio <= 1.1), and against a
   baseline measured in the same run: a plain client (16 threads, keep-alive
   sessions) sending the same 10,000 reactivations straight to the portal;
 - the daemon's RSS (VmRSS) before and after the run (target growth <= 50 MB);
 - the control socket's latency for GetStatus and GetIdentity, sampled
   continuously (one round every --pause seconds, each method on its own
   connection) by a separate process during the run, next to the same sampling
-  while the daemon is idle (target p99 <= 10 ms during the run).
+  while the daemon is idle (target p99 during the run: GetStatus <= 10 ms,
+  GetIdentity <= 5 ms);
+- the daemon's CPU per tenant during the run (target <= 0.6 ms).
 
 Numbers are printed even when a target is missed (marked MISSED); the script
 exits 0.
@@ -295,7 +297,7 @@ def main() -> int:
     print(f"  outcomes: {outcomes}; portal reactivations processed: {processed}")
     print(f"  {'run time (ctl tenants check)':44} {elapsed:8.1f} s")
     print(f"  {'ideal (tenants x latency / 16)':44} {ideal:8.1f} s   ratio {elapsed / ideal:5.2f}x "
-          f"(target <= 1.3) {verdict(elapsed / ideal <= 1.3)}")  # fmt: skip
+          f"(target <= 1.1) {verdict(elapsed / ideal <= 1.1)}")  # fmt: skip
     if baseline is not None:
         print(
             f"  {'baseline: direct client, 16 threads':44} {baseline:8.1f} s"
@@ -303,7 +305,8 @@ def main() -> int:
         )
     print(
         f"  {'daemon CPU during the run':44} {cpu_used:8.1f} s"
-        f"   ({cpu_used / count * 1000:.2f} ms per tenant)"
+        f"   ({cpu_used / count * 1000:.2f} ms per tenant, target <= 0.6) "
+        f"{verdict(cpu_used / count * 1000 <= 0.6)}"
     )
     growth = rss_after - rss_before
     print(f"  {'daemon RSS before / after / peak':44} {rss_before:6.1f} / {rss_after:.1f} / {hwm:.1f} MB")
@@ -314,7 +317,8 @@ def main() -> int:
         for method in ("GetStatus", "GetIdentity"):
             values = samples[method]
             p99 = percentile(values, 99)
-            mark = "" if label == "idle" else f"  (target p99 <= 10 ms) {verdict(p99 <= 10)}"
+            target = 10.0 if method == "GetStatus" else 5.0
+            mark = "" if label == "idle" else f"  (target p99 <= {target:g} ms) {verdict(p99 <= target)}"
             print(f"  {method + ', ' + label:43} {statistics.median(values):7.2f} {p99:7.2f} "
                   f"{max(values):7.2f} {len(values):8d}{mark}")  # fmt: skip
     sizes = run_samples["bytes"]
