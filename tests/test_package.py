@@ -38,7 +38,12 @@ from paragon_licensed.daemon.config import ControlConfig, PathsConfig, ProductCo
 
 pytest_plugins = ["support.package", "support.portal"]
 # One worker builds the packages once for every test that installs or inspects them.
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1500), pytest.mark.xdist_group("debian-package")]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.slow,
+    pytest.mark.timeout(1500),
+    pytest.mark.xdist_group("debian-package"),
+]
 
 REPO = Path(__file__).resolve().parents[1]
 TENANT = "default"
