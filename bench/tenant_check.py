@@ -51,11 +51,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from support.daemon import DAEMON, DaemonProcess
 from support.portal import PortalProcess
 from support.tenant_check import MANUAL_ONLY, install_many, prepare_store
+from support.tenant_check import activate_in_portal as shared_activate_in_portal
 
 from paragon_licensed import licensefile as lf
-from paragon_licensed.portal.db import PortalDB
-from paragon_licensed.portal.requestlog import RequestRecord
-from paragon_licensed.portal.service import PortalService
 
 CONCURRENCY = 16
 BUILD = "3.2.1"
@@ -130,28 +128,7 @@ def activate_in_portal(
     portal: PortalProcess, pairs: list[tuple[str, str]], computer_id: str
 ) -> list[tuple[str, lf.Payload]]:
     """Activate every tenant through the portal's service code (one-day licenses); their licenses."""
-    db = PortalDB(portal.db_path)
-    service = PortalService(db, lf.load_private_key(portal.key_path), license_days=1)
-    keys = portal.public_keys()
-    licenses = []
-    try:
-        for tenant, key in pairs:
-            body = {
-                "activation_key": key,
-                "tenant_id": tenant,
-                "computer_ids": [computer_id],
-                "build": BUILD,
-                "request_id": str(uuid.uuid4()),
-            }
-            record = RequestRecord(method="POST", path="/api/v1/activations", source="offline")
-            outcome = service.call("activation", body, record, time.perf_counter())
-            if outcome.status != 200:
-                raise RuntimeError(f"activation of {tenant}: {outcome.status} {outcome.body!r}")
-            document = json.loads(outcome.body)["license"]
-            licenses.append((document, lf.inspect(document, keys)))
-    finally:
-        db.close()
-    return licenses
+    return shared_activate_in_portal(portal, pairs, [computer_id], license_days=1)
 
 
 def rss_mb(pid: int) -> tuple[float, float]:
