@@ -13,7 +13,8 @@ time), first with no scrape (the baseline), then while scrapes run back to
 back. It prints p50/p99/max of both and the ratio during/baseline; the added
 p99 (during - baseline) is the figure against the 5 ms target.
 
-    .venv/bin/python bench/metrics_scrape.py [--tenants 1,10000,100000] [--scrapes 5] [--seconds 3]
+    .venv/bin/python bench/metrics_scrape.py [--tenants 1,10000,100000] [--modes all,attention,none]
+        [--scrapes 5] [--seconds 3]
 """
 
 from __future__ import annotations
@@ -133,7 +134,7 @@ def licenses(portal: PortalProcess, computer_id: str, count: int) -> list[tuple[
     return made
 
 
-def measure(count: int, scrapes: int, seconds: float, root: Path) -> None:
+def measure(count: int, scrapes: int, seconds: float, root: Path, modes: tuple[str, ...] = MODES) -> None:
     portal = PortalProcess(root / "portal")
     listen = f"127.0.0.1:{free_port()}"
     config = {
@@ -150,7 +151,7 @@ def measure(count: int, scrapes: int, seconds: float, root: Path) -> None:
     url = f"http://{listen}/metrics"
     socket_path = daemon.config["control"]["socket"]
     try:
-        for mode in MODES:
+        for mode in modes:
             reloads = daemon.log().count("configuration reloaded")
             daemon.update_config({"metrics": {"tenant_series": mode}})
             daemon.signal(signal.SIGHUP)
@@ -189,6 +190,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--tenants", default="1,10000,100000")
     parser.add_argument("--scrapes", type=int, default=5)
+    parser.add_argument("--modes", default=",".join(MODES), help="the tenant_series values to measure")
     parser.add_argument("--seconds", type=float, default=3.0, help="sampling time, idle and scraping")
     parser.add_argument("--sampler", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -197,7 +199,7 @@ def main() -> int:
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; scrape = one GET of /metrics, no gzip")
     for count in (int(n) for n in args.tenants.split(",")):
         with tempfile.TemporaryDirectory(prefix="bench-metrics-") as tmp:
-            measure(count, args.scrapes, args.seconds, Path(tmp))
+            measure(count, args.scrapes, args.seconds, Path(tmp), tuple(args.modes.split(",")))
     return 0
 
 
