@@ -99,7 +99,15 @@ class View:
         event loop back every few milliseconds.
         """
         async with self._loading:
-            return await self._load(snapshot)
+            previous = self.snapshot
+            try:
+                return await self._load(snapshot)
+            except BaseException:
+                # Cancelled (a start-up deadline, a shutdown) or failed half-way: this snapshot
+                # was not taken, so the next read starts from the previous one again (in full,
+                # if there was none) rather than from a generation whose tenants never arrived.
+                self.snapshot = previous
+                raise
 
     async def _load(self, snapshot: Snapshot) -> list[TenantView]:
         nodes_changed = [n.computer_id for n in snapshot.nodes] != [
@@ -114,7 +122,7 @@ class View:
             rows = [v.row for k, v in self.tenants.items() if k not in changed_ids] + tenants
         else:
             rows = tenants
-        self.snapshot = snapshot
+        self.snapshot = snapshot  # its node set is what the tenants are judged against
         changed = []
         # A full load builds a new dict, swapped in at the end; otherwise the few tenants changed
         # since the last heartbeat are updated in place.
