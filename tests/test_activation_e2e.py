@@ -334,17 +334,7 @@ def test_history_lists_every_attempt_with_request_id_and_actor(
     request = tmp_path / "request.txt"
     response = tmp_path / "response.txt"
     ctl_ok(node, "license", "reactivate", "--offline", "--out", str(request))
-    portal.cli(
-        "offline",
-        "process",
-        "--db",
-        str(portal.db_path),
-        "--key",
-        str(portal.key_path),
-        str(request),
-        "--out",
-        str(response),
-    )
+    portal.process_offline(request, response)
     ctl_ok(node, "license", "import", str(response))
     garbage = tmp_path / "garbage.lic"
     garbage.write_text("not a license\n")

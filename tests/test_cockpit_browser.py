@@ -326,17 +326,7 @@ def test_offline_reactivation_round_trip_through_download_and_upload(
 
     # The portal's offline process, as an operator does it on a machine that reaches it.
     response = tmp_path / "response.txt"
-    portal.cli(
-        "offline",
-        "process",
-        "--db",
-        str(portal.db_path),
-        "--key",
-        str(portal.key_path),
-        str(request),
-        "--out",
-        str(response),
-    )
+    portal.process_offline(request, response)
     [answered] = portal.requests(request_id=request_id)
     assert answered.license_id is not None
 

@@ -222,6 +222,14 @@ class PortalProcess:
             raise AssertionError(f"{args} exited {result.returncode}: {result.stderr}")
         return result
 
+    def process_offline(self, request: Path, response: Path) -> subprocess.CompletedProcess[str]:
+        """``paragon-license-portal offline process``, as an operator runs it on a machine
+        that reaches the portal: the request file in, the response file out."""
+        return self.cli(
+            "offline", "process", "--db", str(self.db_path), "--key", str(self.key_path),
+            str(request), "--out", str(response),
+        )  # fmt: skip
+
 
 @pytest.fixture
 def portal_factory(tmp_path: Path) -> Iterator[Callable[..., PortalProcess]]:
