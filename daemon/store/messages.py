@@ -77,10 +77,13 @@ def last_notification_id(tx: Tx) -> int:
 
 
 def last_notification(tx: Tx, tenant_id: str | None, kind: str) -> NotificationRow | None:
+    # One condition on tenant_id or the other, so that the (tenant_id, id) index serves it.
+    params: tuple[str, ...] = (kind,) if tenant_id is None else (kind, tenant_id)
+    who = "tenant_id IS NULL" if tenant_id is None else "tenant_id = ?"
     row = tx.one(
-        f"SELECT {_NOTIFICATION_COLUMNS} FROM notifications WHERE kind = ? AND "
-        "(tenant_id = ? OR (tenant_id IS NULL AND ? IS NULL)) ORDER BY id DESC LIMIT 1",
-        (kind, tenant_id, tenant_id),
+        f"SELECT {_NOTIFICATION_COLUMNS} FROM notifications WHERE kind = ? AND {who} "
+        "ORDER BY id DESC LIMIT 1",
+        params,
     )
     return NotificationRow(*row) if row else None
 
