@@ -147,6 +147,10 @@ def measure(count: int, scrapes: int, seconds: float, root: Path, modes: tuple[s
     started = time.perf_counter()
     install_many(daemon, licenses(portal, prepare_store(daemon), count))
     daemon.start(timeout=600)
+    # READY comes before a large store is read in full: measure once every tenant is in.
+    daemon.wait_until(
+        lambda: daemon.status()["tenant_total"] >= count, timeout=600, what="every tenant loaded"
+    )
     print(f"\n{count} tenants (set-up {time.perf_counter() - started:.0f} s)")
     url = f"http://{listen}/metrics"
     socket_path = daemon.config["control"]["socket"]
