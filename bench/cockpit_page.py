@@ -29,9 +29,7 @@ the raw Watch client receiving it. ``--screenshot PATH`` also saves a picture of
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -48,7 +46,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from support.browser import chromium
 from support.cockpit import CockpitWs
 from support.daemon import DAEMON, DaemonProcess
-from support.licenses import portal_config, start_and_settle
+from support.licenses import RawVarlink, portal_config, start_and_settle
 from support.portal import PortalProcess
 
 TENANT = "default"
@@ -58,50 +56,23 @@ NOTIFICATION_TARGET_MS = 100.0
 SHELL = Path("/usr/share/cockpit/shell/index.html")
 
 
-class Varlink:
-    """One raw varlink connection: NUL-terminated JSON."""
-
-    def __init__(self, path: str) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(60)
-        self.sock.connect(path)
-        self.buffer = b""
-
-    def send(self, method: str, parameters: dict[str, Any], more: bool = False) -> None:
-        message: dict[str, Any] = {"method": f"{INTERFACE}.{method}", "parameters": parameters}
-        if more:
-            message["more"] = True
-        self.sock.sendall(json.dumps(message).encode() + b"\0")
-
-    def reply(self) -> dict[str, Any]:
-        while b"\0" not in self.buffer:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("the daemon closed the connection")
-            self.buffer += chunk
-        raw, _, self.buffer = self.buffer.partition(b"\0")
-        reply: dict[str, Any] = json.loads(raw)
-        if "error" in reply:
-            raise RuntimeError(f"varlink error: {reply}")
-        return reply
-
-    def call(self, method: str, parameters: dict[str, Any]) -> dict[str, Any]:
-        self.send(method, parameters)
-        return self.reply()
-
-    def close(self) -> None:
-        self.sock.close()
+def call(conn: RawVarlink, method: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    """One call on a raw connection; a varlink error stops the measurement."""
+    reply = conn.call(f"{INTERFACE}.{method}", parameters)
+    if "error" in reply:
+        raise RuntimeError(f"varlink error: {reply}")
+    return reply
 
 
 class Watcher:
     """A raw Watch in a thread: the wall-clock time each notification arrived, by id."""
 
     def __init__(self, path: str) -> None:
-        self.conn = Varlink(path)
+        self.conn = RawVarlink(path)
         self.conn.sock.settimeout(None)
         self.arrived: dict[int, float] = {}
         self.cond = threading.Condition()
-        self.conn.send("Watch", {}, more=True)
+        self.conn.send(f"{INTERFACE}.Watch", {}, more=True)
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
@@ -215,30 +186,28 @@ def measure(
         )
         ctl.append(ms(time.perf_counter() - started))
         started = time.perf_counter()
-        conn = Varlink(node.socket)
-        conn.call("GetLicense", {"tenant": TENANT})
-        conn.close()
+        with RawVarlink(node.socket) as conn:
+            call(conn, "GetLicense", {"tenant": TENANT})
         raw.append(ms(time.perf_counter() - started))
 
     # Notifications: the page is open and follows Watch; so does a raw client here.
     WebDriverWait(browser, 60).until(lambda b: marks(b, "license-shown"))
     watcher = Watcher(node.socket)
-    reactivate = Varlink(node.socket)
+    reactivate = RawVarlink(node.socket)
     known = {n["id"] for n in node.ctl_json("notifications")}
     to_watch: list[float] = []
     to_page: list[float] = []
     added: list[float] = []
     for _ in range(args.notifications):
         started = time.time()
-        reactivate.send("Reactivate", {"tenant": TENANT, "mode": "online"})
-        reactivate.reply()
+        call(reactivate, "Reactivate", {"tenant": TENANT, "mode": "online"})
         nid, at_watch = watcher.wait_new(known)
         known.add(nid)
         at_page = shown_at(browser, nid)
         to_watch.append(ms(at_watch - started))
         to_page.append(ms(at_page - started))
         added.append(ms(at_page - at_watch))
-    reactivate.close()
+    reactivate.sock.close()
 
     med = statistics.median
     base = med(ctl)

@@ -9,7 +9,7 @@ With --json the same report is one JSON document, errors included.
 
 from __future__ import annotations
 
-from paragon_licensed.ctl.client import Busy, ConfigUnreadable, TooLarge, Unreachable
+from paragon_licensed.ctl.client import Busy, Client, ConfigUnreadable, TooLarge, Unreachable
 from paragon_licensed.ctl.main import Context
 from paragon_licensed.ctl.output import date, emit_json, human, out
 from paragon_licensed.interface.errors import VarlinkError
@@ -30,8 +30,9 @@ def check(ctx: Context) -> int:
     if critical > warning:
         return usage_error(f"--critical {critical:g} is more days than --warning {warning:g}", ctx.json)
     try:
-        reply = ctx.call("GetStatus")["status"]
-        tenants = _to_judge(ctx, reply)
+        with ctx.connect() as client:
+            reply = client.call("GetStatus")["status"]
+            tenants = _to_judge(client, ctx.args.tenant, reply)
     except ConfigUnreadable as exc:
         message = f"configuration unreadable: {exc}; name a readable one with --config"
         return report(ctx.json, UNKNOWN, message)
@@ -72,15 +73,15 @@ def check(ctx: Context) -> int:
     return report(ctx.json, worst, message, perf, tenants)
 
 
-def _to_judge(ctx: Context, reply: dict[str, Any]) -> list[dict[str, Any]]:
+def _to_judge(client: Client, wanted: str | None, reply: dict[str, Any]) -> list[dict[str, Any]]:
     """The tenants to judge: the one asked for; every tenant of a small node; otherwise those
     that need attention and the licensed one that expires first (if it is fine, so are the rest)."""
-    if ctx.args.tenant is not None:
-        tenants: list[dict[str, Any]] = ctx.call("ListTenants", {"tenant": ctx.args.tenant})["tenants"]
+    if wanted is not None:
+        tenants: list[dict[str, Any]] = client.call("ListTenants", {"tenant": wanted})["tenants"]
         return tenants
     if reply["tenant_total"] <= PER_TENANT_PERFDATA:
         return (
-            ctx.call("ListTenants", {"limit": PER_TENANT_PERFDATA})["tenants"]
+            client.call("ListTenants", {"limit": PER_TENANT_PERFDATA})["tenants"]
             if reply["tenant_total"]
             else []
         )

@@ -14,19 +14,20 @@ _FAULTS = (("state_problem", "State folder"), ("clock_problem", "Clock"))
 
 
 def status(ctx: Context) -> int:
-    reply = ctx.call("GetStatus")["status"]
-    if ctx.json:
-        emit_json(reply)
-        return 0
+    with ctx.connect() as client:
+        reply = client.call("GetStatus")["status"]
+        if ctx.json:
+            emit_json(reply)
+            return 0
+        total, listed = reply["tenant_total"], reply["attention"]
+        if 0 < total <= FEW:
+            # A small node: every tenant, the active ones included (one page, same connection).
+            listed = client.call("ListTenants", {"limit": FEW})["tenants"]
     out(_summary(reply))
     if len(reply["nodes"]) > 1:
         out()
         out(nodes_table(reply["nodes"]))
     out()
-    total, listed = reply["tenant_total"], reply["attention"]
-    if 0 < total <= FEW:
-        # A small node: every tenant, the active ones included (one page of ListTenants).
-        listed = ctx.call("ListTenants", {"limit": FEW})["tenants"]
     out(tenants_table(listed, total))
     more = reply["attention_total"] - len(reply["attention"])
     if total > FEW and more > 0:

@@ -197,9 +197,10 @@ class Reactivator:
         interval = app.config.reactivation.grace_reminder
         now = time.time()
         pace = Pace()
-        for view in list(app.view.tenants.values()):
+        for name in list(app.view.index.by_state["needs_reactivation"]):
             await pace.turn()
-            if view.state != "needs_reactivation" or view.grace_until is None:
+            view = app.view.tenants.get(name)
+            if view is None or view.state != "needs_reactivation" or view.grace_until is None:
                 continue
             tenant = view.tenant
             left = days_left(view.grace_until, now)

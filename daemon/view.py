@@ -253,7 +253,8 @@ class View:
         ]
 
     def status(self) -> wire.Status:
-        return self._build_status([self.tenants[name].wire_state for name in self._attention()[0]])
+        names, total = self.index.attention(ATTENTION_LIMIT)
+        return self._build_status([self.tenants[name].wire_state for name in names], total)
 
     def status_reply(self) -> msgspec.Raw:
         """GetStatus's reply, encoded: rebuilt after a change or a second, with each listed
@@ -261,8 +262,9 @@ class View:
         counts per state and at most ATTENTION_LIMIT tenants."""
         now = time.monotonic()
         if self._status is None or now - self._status_at > 1.0:
-            document = msgspec.structs.asdict(self._build_status([]))
-            document["attention"] = [self.tenants[name].wire_json for name in self._attention()[0]]
+            names, total = self.index.attention(ATTENTION_LIMIT)
+            document = msgspec.structs.asdict(self._build_status([], total))
+            document["attention"] = [self.tenants[name].wire_json for name in names]
             self._status = msgspec.Raw(_ENCODE({"status": document}))
             self._status_at = now
         return self._status
@@ -271,10 +273,7 @@ class View:
         name = self.index.soonest_expiry()
         return self.tenants[name].wire_state if name is not None else None
 
-    def _attention(self) -> tuple[list[str], int]:
-        return self.index.attention(ATTENTION_LIMIT)
-
-    def _build_status(self, attention: list[wire.TenantState]) -> wire.Status:
+    def _build_status(self, attention: list[wire.TenantState], attention_total: int) -> wire.Status:
         app = self.app
         identity = app.identity
         return wire.Status(
@@ -295,7 +294,7 @@ class View:
             tenant_total=len(self.index),
             tenant_states=self.index.counts(),
             attention=attention,
-            attention_total=self._attention()[1],
+            attention_total=attention_total,
             soonest_expiry=self._soonest(),
             state_problem=app.local.problem,
             clock_problem=app.clock.problem,
