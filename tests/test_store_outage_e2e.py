@@ -50,9 +50,14 @@ def local_copy(node: DaemonProcess) -> dict[str, str]:
 
 
 def agreed(first: DaemonProcess, second: DaemonProcess, not_license: str | None) -> dict[str, Any] | None:
-    """What both nodes report, once they report the same active license (not ``not_license``)."""
-    seen = reported(first)
-    if seen != reported(second) or seen["state"] != "active" or seen["license_id"] == not_license:
+    """What both nodes report, once they report the same active license (not ``not_license``).
+
+    A node that has not seen the license yet (its next heartbeat brings it) reports none."""
+    try:
+        seen, other = reported(first), reported(second)
+    except AssertionError:  # `ctl license info`: no license yet on that node
+        return None
+    if seen != other or seen["state"] != "active" or seen["license_id"] == not_license:
         return None
     return seen
 
